@@ -1,0 +1,99 @@
+"""The one settings object, built at the entry point and passed down.
+
+This is the only module that reads environment variables (``LSAT_*``). Everything else takes a
+:class:`Settings` (or one of its sections) as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["KafkaSettings", "Settings", "TopicNames"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Kafka topic names used by the system."""
+
+    interactions: str = "interactions"
+    items: str = "items"
+    dlq: str = "interactions.dlq"
+    retrain: str = "adapter.retrain"
+    versions: str = "adapter.versions"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """How to reach the broker; ``bootstrap_servers=None`` means "start the embedded tansu"."""
+
+    bootstrap_servers: str | None = None
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    embedded_port: int = 19092
+    partitions: int = 1
+    topics: TopicNames = field(default_factory=TopicNames)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Top-level configuration; ``home`` holds caches, artifacts and the default SQLite file."""
+
+    home: Path = Path(".lsat")
+    database_url: str | None = None
+    base_model: str = "smollm2"
+    admin_token: str | None = None
+    bind_host: str = "127.0.0.1"
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Converted base models and downloaded datasets."""
+        return self.home / "cache"
+
+    @property
+    def artifact_dir(self) -> Path:
+        """Adapter folders (peft layout + metadata.json)."""
+        return self.home / "artifacts"
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, or a SQLite file under ``home``."""
+        return self.database_url or f"sqlite:///{(self.home / 'lsat.sqlite').resolve()}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some top-level fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``LSAT_*`` variables, falling back to the defaults.
+
+        >>> s = Settings.from_env({"LSAT_HOME": "/tmp/x", "LSAT_KAFKA_BOOTSTRAP": "k:9092"})
+        >>> str(s.home), s.kafka.bootstrap_servers, s.db_url
+        ('/tmp/x', 'k:9092', 'sqlite:////tmp/x/lsat.sqlite')
+        """
+        env = os.environ if environ is None else environ
+        kafka = KafkaSettings(
+            bootstrap_servers=env.get("LSAT_KAFKA_BOOTSTRAP") or None,
+            security_protocol=env.get("LSAT_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            sasl_mechanism=env.get("LSAT_KAFKA_SASL_MECHANISM") or None,
+            sasl_username=env.get("LSAT_KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("LSAT_KAFKA_SASL_PASSWORD") or None,
+            ssl_cafile=env.get("LSAT_KAFKA_SSL_CAFILE") or None,
+            embedded_port=int(env.get("LSAT_KAFKA_EMBEDDED_PORT", "19092")),
+            partitions=int(env.get("LSAT_KAFKA_PARTITIONS", "1")),
+        )
+        return cls(
+            home=Path(env.get("LSAT_HOME", ".lsat")),
+            database_url=env.get("LSAT_DATABASE_URL") or None,
+            base_model=env.get("LSAT_BASE_MODEL", "smollm2"),
+            admin_token=env.get("LSAT_ADMIN_TOKEN") or None,
+            bind_host=env.get("LSAT_BIND_HOST", "127.0.0.1"),
+            kafka=kafka,
+        )
