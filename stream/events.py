@@ -1,0 +1,311 @@
+"""Validate raw topic messages into :class:`Interaction` / :class:`Item`, or a dead letter.
+
+Every rejection raises :class:`~stream.errors.InvalidEvent` with a stable ``reason_code``
+(the label of the ``events`` metric and the DLQ record) and a detail that echoes the bad value.
+
+>>> ev = parse_interaction(b'{"user_id": 7, "item_id": "i9", "rating": 4, "timestamp": 9e8}',
+...                        now_s=1e9)
+>>> ev
+Interaction(user_id='7', item_id='i9', timestamp=900000000, label=1, rating=4.0, event_id='')
+>>> ev.key()
+'7:i9:900000000'
+>>> parse_interaction(b'{"user_id": "u", "item_id": "i", "label": 2, "timestamp": 9e8}')
+Traceback (most recent call last):
+...
+stream.errors.InvalidEvent: bad_label: label must be 0 or 1, got 2
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lsat.data.types import Interaction, Item
+from stream.errors import InvalidEvent
+
+__all__ = [
+    "EARLIEST_TIMESTAMP_S",
+    "MAX_FUTURE_S",
+    "MAX_ID_CHARS",
+    "MAX_TEXT_CHARS",
+    "REASON_CODES",
+    "DeadLetter",
+    "parse_interaction",
+    "parse_item",
+]
+
+EARLIEST_TIMESTAMP_S = 631_152_000
+"""1990-01-01T00:00:00Z: anything older is a unit or clock error."""
+MAX_FUTURE_S = 86_400
+"""An event may be at most one day ahead of the receiver's clock (catches milliseconds)."""
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 4096
+_ID_FORBIDDEN = frozenset(":") | frozenset(chr(c) for c in range(32)) | {"\x7f"}
+
+REASON_CODES = (
+    "not_bytes",
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "duplicate_key",
+    "not_object",
+    "missing_field",
+    "bad_id_type",
+    "empty_id",
+    "id_too_long",
+    "bad_id_chars",
+    "bad_event_id",
+    "no_rating_or_label",
+    "both_rating_and_label",
+    "bad_rating",
+    "rating_not_finite",
+    "rating_out_of_range",
+    "bad_label",
+    "bad_timestamp",
+    "timestamp_not_finite",
+    "timestamp_negative",
+    "timestamp_too_old",
+    "timestamp_in_future",
+    "bad_title",
+    "bad_field",
+)
+"""Every ``reason_code`` this module can raise."""
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """repr() of a bad value, shortened so a huge string cannot flood logs."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…(+{len(text) - limit} chars)"
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InvalidEvent("duplicate_key", f"key {_show(key)} appears twice")
+        obj[key] = value
+    return obj
+
+
+def _decode_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise InvalidEvent("not_bytes", f"payload must be bytes, got {type(raw).__name__}")
+    if len(raw) > max_bytes:
+        raise InvalidEvent("too_large", f"payload has {len(raw)} bytes, limit is {max_bytes}")
+    try:
+        text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        detail = f"payload is not UTF-8 ({exc.reason} at byte {exc.start})"
+        raise InvalidEvent("not_utf8", detail) from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", f"{exc.msg} at char {exc.pos} of {_show(text)}") from None
+    except RecursionError:
+        raise InvalidEvent("not_json", f"nesting too deep in {_show(text)}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_object", f"payload must be a JSON object, got {_show(obj)}")
+    return obj
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _identifier(obj: dict[str, Any], name: str) -> str:
+    if name not in obj or obj[name] is None:
+        raise InvalidEvent("missing_field", f"{name} is required")
+    value = obj[name]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidEvent("bad_id_type", f"{name} must be a string or integer, got {_show(value)}")
+    value = value.strip()
+    if not value:
+        raise InvalidEvent("empty_id", f"{name} is empty: {_show(obj[name])}")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidEvent("id_too_long", f"{name} has {len(value)} chars, limit {MAX_ID_CHARS}")
+    if bad := _ID_FORBIDDEN.intersection(value):
+        raise InvalidEvent("bad_id_chars", f"{name} {_show(value)} contains {sorted(bad)}")
+    return value
+
+
+def _event_id(obj: dict[str, Any]) -> str:
+    value = obj.get("event_id")
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_CHARS:
+        raise InvalidEvent(
+            "bad_event_id", f"event_id must be a non-empty string ≤ {MAX_ID_CHARS}: {_show(value)}"
+        )
+    return value.strip()
+
+
+def _timestamp(obj: dict[str, Any], now_s: float) -> int:
+    if "timestamp" not in obj or obj["timestamp"] is None:
+        raise InvalidEvent("missing_field", "timestamp is required")
+    value = obj["timestamp"]
+    if not _is_number(value):
+        raise InvalidEvent("bad_timestamp", f"timestamp must be unix seconds, got {_show(value)}")
+    if not math.isfinite(value):
+        raise InvalidEvent("timestamp_not_finite", f"timestamp is {value}")
+    if value < 0:
+        raise InvalidEvent("timestamp_negative", f"timestamp is negative: {value}")
+    if value < EARLIEST_TIMESTAMP_S:
+        raise InvalidEvent("timestamp_too_old", f"timestamp {value} is before 1990-01-01")
+    if value > now_s + MAX_FUTURE_S:
+        raise InvalidEvent(
+            "timestamp_in_future", f"timestamp {value} is more than a day after now ({now_s:.0f})"
+        )
+    return int(value)
+
+
+def _label_and_rating(
+    obj: dict[str, Any], rating_range: tuple[float, float], like_threshold: float
+) -> tuple[int, float | None]:
+    has_rating = obj.get("rating") is not None
+    has_label = obj.get("label") is not None
+    if has_rating == has_label:
+        code = "both_rating_and_label" if has_rating else "no_rating_or_label"
+        raise InvalidEvent(code, "exactly one of rating and label must be given")
+    if has_label:
+        label = obj["label"]
+        if not (isinstance(label, int) and not isinstance(label, bool)) or label not in (0, 1):
+            raise InvalidEvent("bad_label", f"label must be 0 or 1, got {_show(label)}")
+        return label, None
+    rating = obj["rating"]
+    if not _is_number(rating):
+        raise InvalidEvent("bad_rating", f"rating must be a number, got {_show(rating)}")
+    if not math.isfinite(rating):
+        raise InvalidEvent("rating_not_finite", f"rating is {rating}")
+    low, high = rating_range
+    if not low <= rating <= high:
+        raise InvalidEvent("rating_out_of_range", f"rating {rating} is outside [{low}, {high}]")
+    return int(rating > like_threshold), float(rating)
+
+
+def parse_interaction(
+    raw: bytes,
+    *,
+    max_bytes: int = 16384,
+    now_s: float | None = None,
+    like_threshold: float = 3.0,
+    rating_range: tuple[float, float] = (0.0, 5.0),
+) -> Interaction:
+    """Validate one ``interactions`` message; label = rating > like_threshold, or the 0/1 label.
+
+    ``now_s`` defaults to the wall clock and only bounds how far in the future an event may be.
+    Unknown extra fields are ignored.
+    """
+    obj = _decode_object(raw, max_bytes)
+    user_id = _identifier(obj, "user_id")
+    item_id = _identifier(obj, "item_id")
+    label, rating = _label_and_rating(obj, rating_range, like_threshold)
+    timestamp = _timestamp(obj, time.time() if now_s is None else now_s)
+    return Interaction(user_id, item_id, timestamp, label, rating, _event_id(obj))
+
+
+def _extra_value(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+    elif _is_number(value):
+        text = str(value)
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        text = "|".join(value)
+    else:
+        raise InvalidEvent("bad_field", f"field {name!r} must be text, number or list of text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidEvent("bad_field", f"field {name!r} has {len(text)} chars")
+    return text
+
+
+def parse_item(raw: bytes, *, max_bytes: int = 16384) -> Item:
+    """Validate one ``items`` message; other fields become ``extra`` text (lists joined by ``|``).
+
+    >>> parse_item(b'{"item_id": 1, "title": "Toy Story", "genres": ["Animation", "Comedy"]}')
+    Item(item_id='1', title='Toy Story', extra={'genres': 'Animation|Comedy'})
+    """
+    obj = _decode_object(raw, max_bytes)
+    item_id = _identifier(obj, "item_id")
+    title = obj.get("title")
+    if not isinstance(title, str) or not title.strip() or len(title) > MAX_TEXT_CHARS:
+        raise InvalidEvent("bad_title", f"title must be non-empty text, got {_show(title)}")
+    extra = {
+        name: _extra_value(name, value)
+        for name, value in obj.items()
+        if name not in ("item_id", "title") and value is not None
+    }
+    return Item(item_id, title.strip(), extra)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected message with why and where it came from, for the ``*.dlq`` topic.
+
+    >>> dl = DeadLetter(b"\\xff", "not_utf8", "bad byte", "interactions", 0, 41, 1.5)
+    >>> DeadLetter.from_json(dl.to_json()) == dl
+    True
+    """
+
+    payload: bytes
+    reason_code: str
+    detail: str
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    time_s: float = 0.0
+
+    @classmethod
+    def from_error(
+        cls,
+        payload: bytes,
+        error: InvalidEvent,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        time_s: float | None = None,
+    ) -> DeadLetter:
+        """Build the record for ``payload`` rejected with ``error``."""
+        when = time.time() if time_s is None else time_s
+        return cls(bytes(payload), error.reason_code, error.detail, topic, partition, offset, when)
+
+    def to_json(self) -> bytes:
+        """UTF-8 JSON; the payload is kept as text when it decodes, else base64."""
+        try:
+            payload, encoding = self.payload.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            payload, encoding = base64.b64encode(self.payload).decode("ascii"), "base64"
+        record = {
+            "payload": payload,
+            "payload_encoding": encoding,
+            "reason_code": self.reason_code,
+            "detail": self.detail,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "time_s": self.time_s,
+        }
+        return json.dumps(record, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DeadLetter:
+        """Inverse of :meth:`to_json`."""
+        rec = json.loads(raw)
+        text = rec["payload"]
+        payload = base64.b64decode(text) if rec["payload_encoding"] == "base64" else text.encode()
+        return cls(
+            payload,
+            rec["reason_code"],
+            rec["detail"],
+            rec["topic"],
+            rec["partition"],
+            rec["offset"],
+            rec["time_s"],
+        )
