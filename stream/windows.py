@@ -1,0 +1,187 @@
+"""Event-time windows over the sample stream: count and/or span bounded, with a watermark.
+
+faust's windowed tables expire by wall clock, which purges replayed history at once, so the
+stream keeps one open window in a small serialisable :class:`WindowState` and advances it with
+pure methods. Windows are consecutive (tumbling) and numbered 0, 1, 2, …
+
+* The **watermark** is the largest event time seen so far (samples and non-sample events).
+* A sample is **late** when its event time < watermark − ``allowed_lateness_s``; it is still
+  stored and counted in the open window (nothing is dropped), only flagged.
+* A window closes as **"full"** right after the sample that brings it to ``max_samples``, and
+  as **"span"** when the watermark passes ``start_ts + max_span_s``; the event that moves the
+  watermark past it belongs to the next window. Drift or a manual request close it through
+  :meth:`WindowState.close`.
+
+>>> policy = WindowPolicy(max_samples=2, max_span_s=100, allowed_lateness_s=10)
+>>> state = WindowState()
+>>> state, step = state.add(1000, policy)
+>>> step.window_id, step.late, step.closed
+(0, False, ())
+>>> state, step = state.add(1005, policy)
+>>> step.closed[0].reason, step.closed[0].count, state.window_id
+('full', 2, 1)
+>>> state, step = state.add(1200, policy)
+>>> state, step = state.add(1400, policy)  # watermark passes 1200 + 100
+>>> step.window_id, [(c.window_id, c.reason) for c in step.closed]
+(2, [(1, 'span')])
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from stream.errors import InvalidConfig
+
+__all__ = ["CloseReason", "ClosedWindow", "WindowPolicy", "WindowState", "WindowStep"]
+
+CloseReason = Literal["full", "span", "drift", "manual"]
+_CLOSE_REASONS: tuple[str, ...] = ("full", "span", "drift", "manual")
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPolicy:
+    """When windows close; ``max_span_s=None`` means count-bounded only."""
+
+    max_samples: int
+    max_span_s: int | None = None
+    allowed_lateness_s: int = 0
+    min_samples_on_drift: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_samples < 1:
+            raise InvalidConfig(f"max_samples must be ≥ 1, got {self.max_samples}")
+        if self.max_span_s is not None and self.max_span_s <= 0:
+            raise InvalidConfig(f"max_span_s must be > 0 or None, got {self.max_span_s}")
+        if self.allowed_lateness_s < 0:
+            raise InvalidConfig(f"allowed_lateness_s must be ≥ 0, got {self.allowed_lateness_s}")
+        if not 1 <= self.min_samples_on_drift <= self.max_samples:
+            raise InvalidConfig(
+                f"min_samples_on_drift must be in [1, max_samples={self.max_samples}], "
+                f"got {self.min_samples_on_drift}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A window that just closed: what a retrain request and the sample store need."""
+
+    window_id: int
+    reason: CloseReason
+    start_ts: int
+    first_ts: int
+    last_ts: int
+    count: int
+    late_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStep:
+    """Where one event went: its window, whether it was late, and any windows it closed."""
+
+    window_id: int
+    late: bool
+    closed: tuple[ClosedWindow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """The open window and the watermark. Immutable: every method returns a new state.
+
+    ``start_ts`` anchors the span (the first sample's event time, or the watermark when that
+    sample was late); ``first_ts``/``last_ts`` are the min/max event time of its samples.
+    """
+
+    window_id: int = 0
+    start_ts: int | None = None
+    first_ts: int | None = None
+    last_ts: int | None = None
+    count: int = 0
+    late_count: int = 0
+    watermark: int | None = None
+
+    def is_late(self, event_ts: int, policy: WindowPolicy) -> bool:
+        """Whether ``event_ts`` is older than the watermark minus the allowed lateness."""
+        return self.watermark is not None and event_ts < self.watermark - policy.allowed_lateness_s
+
+    def advance(self, event_ts: int, policy: WindowPolicy) -> tuple[WindowState, WindowStep]:
+        """Move the watermark for an event that is not a sample (may close the window by span).
+
+        >>> policy = WindowPolicy(max_samples=9, max_span_s=10)
+        >>> state, _ = WindowState().add(100, policy)
+        >>> state, step = state.advance(111, policy)
+        >>> [c.reason for c in step.closed], state.window_id, state.watermark
+        (['span'], 1, 111)
+        """
+        late = self.is_late(event_ts, policy)
+        watermark = event_ts if self.watermark is None else max(self.watermark, event_ts)
+        state = replace(self, watermark=watermark)
+        closed: tuple[ClosedWindow, ...] = ()
+        if state._span_passed(policy):
+            state, window = state.close("span")
+            closed = (window,)
+        return state, WindowStep(state.window_id, late, closed)
+
+    def add(self, event_ts: int, policy: WindowPolicy) -> tuple[WindowState, WindowStep]:
+        """Count a sample with event time ``event_ts`` in the open window."""
+        late = self.is_late(event_ts, policy)
+        state, step = self.advance(event_ts, policy)
+        anchor = state.watermark if late else event_ts
+        state = replace(
+            state,
+            start_ts=anchor if state.start_ts is None else state.start_ts,
+            first_ts=event_ts if state.first_ts is None else min(state.first_ts, event_ts),
+            last_ts=event_ts if state.last_ts is None else max(state.last_ts, event_ts),
+            count=state.count + 1,
+            late_count=state.late_count + int(late),
+        )
+        window_id, closed = state.window_id, step.closed
+        if state.count >= policy.max_samples:
+            state, window = state.close("full")
+            closed = (*closed, window)
+        return state, WindowStep(window_id, late, closed)
+
+    def _span_passed(self, policy: WindowPolicy) -> bool:
+        return (
+            policy.max_span_s is not None
+            and self.count > 0
+            and self.start_ts is not None
+            and self.watermark is not None
+            and self.watermark > self.start_ts + policy.max_span_s
+        )
+
+    def close(self, reason: CloseReason) -> tuple[WindowState, ClosedWindow]:
+        """Close the open window (it must hold a sample) and open the next one.
+
+        >>> state, _ = WindowState().add(5, WindowPolicy(max_samples=3))
+        >>> state, closed = state.close("manual")
+        >>> closed.window_id, closed.count, state.window_id, state.count, state.watermark
+        (0, 1, 1, 0, 5)
+        """
+        if reason not in _CLOSE_REASONS:
+            raise InvalidConfig(f"close reason must be one of {_CLOSE_REASONS}, got {reason!r}")
+        if self.count == 0 or self.start_ts is None or self.first_ts is None:
+            raise InvalidConfig(f"window {self.window_id} is empty: nothing to close")
+        assert self.last_ts is not None
+        closed = ClosedWindow(
+            self.window_id,
+            reason,
+            self.start_ts,
+            self.first_ts,
+            self.last_ts,
+            self.count,
+            self.late_count,
+        )
+        return WindowState(window_id=self.window_id + 1, watermark=self.watermark), closed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (for a faust table or the DB)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowState:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults."""
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidConfig(f"unknown WindowState fields: {sorted(unknown)}")
+        return cls(**data)
