@@ -1,0 +1,108 @@
+"""SQLAlchemy 2 ORM rows of the stream store; private to :mod:`stream.store` (never returned)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "DeadLetterRow", "InteractionRow", "SampleRow", "WindowRow"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the stream tables (own metadata, so other subsystems keep theirs)."""
+
+
+class InteractionRow(Base):
+    """Every valid interaction once (idempotent by ``event_id``); the source of user history.
+
+    ``id`` grows with arrival, so ``ORDER BY id`` per user is the order the stream saw.
+    """
+
+    __tablename__ = "stream_interactions"
+    __table_args__ = (Index("ix_stream_interactions_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    item_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    label: Mapped[int] = mapped_column(Integer, nullable=False)
+    rating: Mapped[float | None] = mapped_column(Float)
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SampleRow(Base):
+    """A TALLRec sample: an interaction whose user already had a full history."""
+
+    __tablename__ = "samples"
+    __table_args__ = (Index("ix_samples_window_id_timestamp", "window_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    item_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    label: Mapped[int] = mapped_column(Integer, nullable=False)
+    history: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    window_id: Mapped[int | None] = mapped_column(Integer)
+    late: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class WindowRow(Base):
+    """An event-time window: open while filling, closed with the trigger that closed it."""
+
+    __tablename__ = "windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open")
+    start_ts: Mapped[int | None] = mapped_column(BigInteger)
+    end_ts: Mapped[int | None] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    trigger: Mapped[str | None] = mapped_column(String(32))
+    drift_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retrain_published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeadLetterRow(Base):
+    """An optional copy of a message sent to the DLQ topic."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        UniqueConstraint(
+            "source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reason: Mapped[str] = mapped_column(String(64), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    payload: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    source_topic: Mapped[str | None] = mapped_column(String(255))
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -1,0 +1,46 @@
+"""Plain records the stream store returns (ORM rows never leave :mod:`stream.store`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["DeadLetterRecord", "SourcePosition", "StoredWindow", "WindowStatus"]
+
+WindowStatus = str
+"""``"open"`` or ``"closed"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where a message came from: topic partition and offset."""
+
+    partition: int
+    offset: int
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWindow:
+    """A window as stored: ``count`` samples between event times ``start_ts`` and ``end_ts``."""
+
+    id: int
+    status: WindowStatus
+    start_ts: int | None
+    end_ts: int | None
+    count: int
+    trigger: str | None = None
+    drift_stats: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    closed_at: datetime | None = None
+    retrain_published: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A copy of a dead-lettered message with its reason code."""
+
+    reason: str
+    detail: str
+    payload: str
+    source: SourcePosition | None = None
