@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["KafkaSettings", "Settings", "TopicNames"]
+__all__ = ["KafkaSettings", "Settings", "StreamSettings", "TopicNames"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,21 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """The stream worker: window policy, faust timings, local ports (bound to ``bind_host``)."""
+
+    window_max_samples: int = 2000
+    window_max_span_s: int | None = None
+    allowed_lateness_s: int = 0
+    like_threshold: float = 3.0
+    worker_web_port: int = 6066
+    metrics_port: int = 9108
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    app_id: str = "lsat-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Top-level configuration; ``home`` holds caches, artifacts and the default SQLite file."""
 
@@ -50,6 +65,7 @@ class Settings:
     admin_token: str | None = None
     bind_host: str = "127.0.0.1"
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
     @property
     def cache_dir(self) -> Path:
@@ -89,6 +105,18 @@ class Settings:
             embedded_port=int(env.get("LSAT_KAFKA_EMBEDDED_PORT", "19092")),
             partitions=int(env.get("LSAT_KAFKA_PARTITIONS", "1")),
         )
+        span = env.get("LSAT_WINDOW_MAX_SPAN_S")
+        stream = StreamSettings(
+            window_max_samples=int(env.get("LSAT_WINDOW_MAX_SAMPLES", "2000")),
+            window_max_span_s=int(span) if span else None,
+            allowed_lateness_s=int(env.get("LSAT_WINDOW_ALLOWED_LATENESS_S", "0")),
+            like_threshold=float(env.get("LSAT_LIKE_THRESHOLD", "3.0")),
+            worker_web_port=int(env.get("LSAT_WORKER_WEB_PORT", "6066")),
+            metrics_port=int(env.get("LSAT_STREAM_METRICS_PORT", "9108")),
+            session_timeout_s=float(env.get("LSAT_KAFKA_SESSION_TIMEOUT_S", "6")),
+            heartbeat_interval_s=float(env.get("LSAT_KAFKA_HEARTBEAT_INTERVAL_S", "1")),
+            app_id=env.get("LSAT_STREAM_APP_ID", "lsat-stream"),
+        )
         return cls(
             home=Path(env.get("LSAT_HOME", ".lsat")),
             database_url=env.get("LSAT_DATABASE_URL") or None,
@@ -96,4 +124,5 @@ class Settings:
             admin_token=env.get("LSAT_ADMIN_TOKEN") or None,
             bind_host=env.get("LSAT_BIND_HOST", "127.0.0.1"),
             kafka=kafka,
+            stream=stream,
         )
