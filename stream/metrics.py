@@ -1,0 +1,139 @@
+"""Prometheus metrics of the stream worker (own registry, ``lsat_*`` names, base units).
+
+>>> m = StreamMetrics()
+>>> m.events.labels(status="ok").inc()
+>>> m.consumer_lag.labels(topic="t", partition="0").set(lag_messages(end_offset=10, position=7))
+>>> b"lsat_stream_events_total" in m.render()
+True
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import ThreadingHTTPServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import MetricsHandler
+
+__all__ = ["EVENT_STATUSES", "MetricsServer", "StreamMetrics", "lag_messages"]
+
+EVENT_STATUSES = ("ok", "dlq", "late", "duplicate")
+"""Label values of ``lsat_stream_events_total{status=...}``."""
+
+
+def lag_messages(end_offset: int | None, position: int | None) -> int:
+    """Messages not yet consumed: log end offset minus the consumer position (never < 0).
+
+    On tansu, ListOffsets "latest" under-reports the log end (last batch's base offset + 1),
+    so the lag it gives is a lower bound; on real Kafka it is exact.
+
+    >>> lag_messages(100, 40), lag_messages(5, 9), lag_messages(None, 3)
+    (60, 0, 0)
+    """
+    if end_offset is None or position is None:
+        return 0
+    return max(0, end_offset - position)
+
+
+class StreamMetrics:
+    """Every metric the stream worker exports, registered in its own ``CollectorRegistry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "lsat_stream_events",
+            "Interaction messages handled, by outcome (ok, dlq, late, duplicate).",
+            ["status"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "lsat_stream_dead_letters",
+            "Messages sent to the dead-letter topic, by reason code.",
+            ["reason"],
+            registry=r,
+        )
+        self.samples_stored = Counter(
+            "lsat_stream_samples_stored", "TALLRec samples written to the store.", registry=r
+        )
+        self.items = Counter(
+            "lsat_stream_catalogue_items", "Catalogue items received.", ["status"], registry=r
+        )
+        self.window_fill = Gauge(
+            "lsat_stream_window_fill_ratio",
+            "Samples in the open window divided by its maximum size.",
+            registry=r,
+        )
+        self.window_samples = Gauge(
+            "lsat_stream_window_samples", "Samples in the open window.", registry=r
+        )
+        self.window_closures = Counter(
+            "lsat_stream_window_closures", "Windows closed, by trigger.", ["trigger"], registry=r
+        )
+        self.retrain_requests = Counter(
+            "lsat_stream_retrain_requests",
+            "Retrain requests published, by trigger.",
+            ["trigger"],
+            registry=r,
+        )
+        self.drift_statistic = Gauge(
+            "lsat_stream_drift_statistic",
+            "Current statistic of each drift detector.",
+            ["detector"],
+            registry=r,
+        )
+        self.drift_detections = Counter(
+            "lsat_stream_drift_detections",
+            "Drift detections, by detector.",
+            ["detector"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "lsat_stream_consumer_lag_messages",
+            "Log end offset minus consumer position (a lower bound on tansu).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "lsat_stream_processing_seconds",
+            "Time from receiving a message to its effects being applied.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        for status in EVENT_STATUSES:
+            self.events.labels(status=status)
+
+    def render(self) -> bytes:
+        """The text exposition of this registry."""
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """``/metrics`` over HTTP in a daemon thread, bound to 127.0.0.1 by default."""
+
+    def __init__(self, metrics: StreamMetrics, port: int, host: str = "127.0.0.1") -> None:
+        handler = MetricsHandler.factory(metrics.registry)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> MetricsServer:
+        """Start serving."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
