@@ -1,0 +1,1 @@
+"""Readers for each supported on-disk dataset format (see ``load_dataset``)."""
