@@ -1,0 +1,111 @@
+"""Label-rate shift: has the like-rate of recent samples moved away from a reference?
+
+A two-proportion z-test compares the like-rate of the last ``window_size`` labels with that of
+a reference block (the first ``reference_size`` labels after a reset or a drift). After a drift
+the recent labels become the new reference, so the detector follows the new regime.
+
+>>> import random
+>>> rng = random.Random(1)
+>>> labels = [int(rng.random() < 0.6) for _ in range(800)]
+>>> labels += [int(rng.random() < 0.3) for _ in range(800)]
+>>> detector = LabelRateShift()
+>>> [i for i, y in enumerate(labels) if detector.update(y).drift_detected]
+[882]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Self
+
+from stream.drift.base import DriftDetector
+from stream.errors import InvalidConfig
+
+__all__ = ["LabelRateShift"]
+
+
+class LabelRateShift(DriftDetector):
+    """Two-proportion z-test of recent vs reference like-rate; ``statistic`` is the signed z.
+
+    No test is made until the reference is full and ``min_count`` recent labels are in.
+    """
+
+    name = "label_shift"
+
+    def __init__(
+        self,
+        reference_size: int = 500,
+        window_size: int = 200,
+        min_count: int = 100,
+        z_threshold: float = 4.0,
+        z_warning: float = 3.0,
+    ) -> None:
+        super().__init__()
+        if not 1 <= min_count <= window_size or reference_size < 1:
+            raise InvalidConfig(
+                f"need reference_size >= 1 and 1 <= min_count <= window_size; got "
+                f"{reference_size=}, {window_size=}, {min_count=}"
+            )
+        if not 0 < z_warning <= z_threshold:
+            raise InvalidConfig(
+                f"need 0 < z_warning <= z_threshold, got {z_warning}, {z_threshold}"
+            )
+        self.reference_size, self.window_size, self.min_count = (
+            reference_size,
+            window_size,
+            min_count,
+        )
+        self.z_threshold, self.z_warning = z_threshold, z_warning
+        self.reset()
+
+    def reset(self) -> None:
+        self._reference: list[int] = []
+        self._recent: deque[int] = deque(maxlen=self.window_size)
+        self._statistic = 0.0
+        self._drift_detected = self._warning_detected = False
+
+    def update(self, x: int | bool) -> Self:
+        if x not in (0, 1):
+            raise InvalidConfig(f"LabelRateShift takes 0/1 labels, got {x!r}")
+        if self._drift_detected:  # re-base on the new regime
+            self._reference, self._recent = list(self._recent), deque(maxlen=self.window_size)
+        self._drift_detected = self._warning_detected = False
+        if len(self._reference) < self.reference_size:
+            self._reference.append(int(x))
+            self._statistic = 0.0
+            return self
+        self._recent.append(int(x))
+        if len(self._recent) < self.min_count:
+            self._statistic = 0.0
+            return self
+        self._statistic = two_proportion_z(
+            sum(self._recent), len(self._recent), sum(self._reference), len(self._reference)
+        )
+        self._drift_detected = abs(self._statistic) >= self.z_threshold
+        self._warning_detected = abs(self._statistic) >= self.z_warning
+        return self
+
+    @property
+    def statistic(self) -> float:
+        return self._statistic
+
+    @property
+    def rates(self) -> tuple[float | None, float | None]:
+        """(recent like-rate, reference like-rate); None while a block is empty."""
+        recent = sum(self._recent) / len(self._recent) if self._recent else None
+        ref = sum(self._reference) / len(self._reference) if self._reference else None
+        return recent, ref
+
+
+def two_proportion_z(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
+    """Pooled two-proportion z statistic of rate a vs rate b (0.0 when the pool is degenerate).
+
+    >>> round(two_proportion_z(30, 100, 60, 100), 3)
+    -4.264
+    >>> two_proportion_z(0, 10, 0, 10)
+    0.0
+    """
+    pooled = (hits_a + hits_b) / (n_a + n_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    return 0.0 if spread == 0 else (hits_a / n_a - hits_b / n_b) / spread
