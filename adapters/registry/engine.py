@@ -1,0 +1,93 @@
+"""Engines for the registry (SQLite file/memory or PostgreSQL) and running its migrations.
+
+SQLite is made to take its write lock at ``BEGIN`` (``BEGIN IMMEDIATE``) and to honour
+``SAVEPOINT``, the recipe from SQLAlchemy's pysqlite notes; without it the driver starts
+transactions late and savepoints do not nest. PostgreSQL migrations hold an advisory lock so
+processes opening a fresh database at once create the tables exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.pool import StaticPool
+
+from adapters.registry.migrations import MIGRATIONS_DIR, VERSION_TABLE
+
+__all__ = ["create_registry_engine", "current_revision", "head_revision", "upgrade_to_head"]
+
+_MIGRATION_LOCK_KEY = 0x4C534154_52454731  # "LSATREG1": advisory lock id for migrations
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def create_registry_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get their folder created, WAL and immediate writes.
+
+    >>> create_registry_engine("sqlite://").dialect.name
+    'sqlite'
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if in_memory:
+        kwargs["connect_args"]["check_same_thread"] = False
+        kwargs["poolclass"] = StaticPool
+    else:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    _make_sqlite_transactional(engine, wal=not in_memory)
+    return engine
+
+
+def _make_sqlite_transactional(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver no longer issues BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this code."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (``None`` before the first migration)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Create or upgrade the registry tables; safe to call on an up-to-date database."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
