@@ -8,14 +8,20 @@ column is used when present; other extra columns are ignored). ``items.csv`` col
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lsat.data.errors import DataFormatError
 from lsat.data.formats.fields import RowBuilder
 from lsat.data.types import Interaction, Item
 
-__all__ = ["INTERACTIONS_FILE", "ITEMS_FILE", "read_csv_interactions", "read_csv_items"]
+__all__ = [
+    "INTERACTIONS_FILE",
+    "ITEMS_FILE",
+    "read_csv_interactions",
+    "read_csv_items",
+    "write_csv_layout",
+]
 
 INTERACTIONS_FILE = "interactions.csv"
 ITEMS_FILE = "items.csv"
@@ -91,3 +97,33 @@ def read_csv_items(path: Path) -> dict[str, Item]:
         extra = {key: value for key, value in row.items() if value.strip()}
         items[item_id] = Item(item_id, title, extra)
     return items
+
+
+def _number_text(value: float) -> str:
+    """``4.0`` → ``"4"``, ``3.5`` → ``"3.5"``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def write_csv_layout(
+    folder: Path, interactions: Sequence[Interaction], items: Sequence[Item]
+) -> None:
+    """Write ``interactions.csv`` and ``items.csv`` into ``folder`` (which must exist).
+
+    Ratings are written when every interaction has one, else the 0/1 labels. Item columns are
+    ``item_id, title`` then the union of the ``extra`` keys in first-seen order.
+    """
+    with_rating = all(it.rating is not None for it in interactions)
+    with (folder / INTERACTIONS_FILE).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["user_id", "item_id", "rating" if with_rating else "label", "timestamp"])
+        for it in interactions:
+            value = _number_text(it.rating) if with_rating and it.rating is not None else it.label
+            writer.writerow([it.user_id, it.item_id, value, it.timestamp])
+    extra_keys = list(dict.fromkeys(key for item in items for key in item.extra))
+    with (folder / ITEMS_FILE).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["item_id", "title", *extra_keys])
+        for item in items:
+            writer.writerow(
+                [item.item_id, item.title, *(item.extra.get(k, "") for k in extra_keys)]
+            )

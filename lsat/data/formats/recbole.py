@@ -3,7 +3,8 @@
 ``<name>.inter`` holds ``user_id, item_id, rating|label, timestamp``; ``<name>.item`` holds
 ``item_id, movie_title|title, release_year, class`` (``token_seq`` values are space-joined;
 ``class`` genres are re-joined with ``|``). RecBole's ML-100K has item 267 titled ``unkonwn``
-(sic); it is read as ``unknown`` with no year.
+(sic); it is read as ``unknown``. Years that are not four digits are dropped (item 1412's is
+``V``, a leftover of the original title's ``(V)`` suffix).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def recbole_item_rows(path: Path | str, text: str) -> Iterator[dict[str, str]]:
         year = row.get("release_year", "").strip()
         if title == _TYPO_UNKNOWN:
             title = "unknown"
-        if year == _TYPO_UNKNOWN:
+        if not (len(year) == 4 and year.isdigit()):  # "unkonwn", and "V" for item 1412
             year = ""
         genres = "|".join(row.get("class", "").split())
         yield {"item_id": row["item_id"].strip(), "title": title, "genres": genres, "year": year}
