@@ -5,7 +5,7 @@ idempotent by event id, so at-least-once delivery never double-counts.
 """
 
 from stream.store.engine import make_engine, normalize_url
-from stream.store.records import DeadLetterRecord, SourcePosition, StoredWindow
+from stream.store.records import DeadLetterRecord, SourcePosition, StoredWindow, WindowClosure
 from stream.store.repository import IngestItem, SampleStore, StoreError
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "SourcePosition",
     "StoreError",
     "StoredWindow",
+    "WindowClosure",
     "make_engine",
     "normalize_url",
 ]

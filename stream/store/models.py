@@ -19,7 +19,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "DeadLetterRow", "InteractionRow", "SampleRow", "WindowRow"]
+__all__ = [
+    "Base",
+    "CatalogueItemRow",
+    "DeadLetterRow",
+    "InteractionRow",
+    "SampleRow",
+    "StreamStateRow",
+    "WindowRow",
+]
 
 
 def _now() -> datetime:
@@ -106,3 +114,24 @@ class DeadLetterRow(Base):
     source_partition: Mapped[int | None] = mapped_column(Integer)
     source_offset: Mapped[int | None] = mapped_column(BigInteger)
     inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class StreamStateRow(Base):
+    """Named JSON state of the worker (the open window), written with the event that changed it."""
+
+    __tablename__ = "stream_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class CatalogueItemRow(Base):
+    """The latest catalogue entry per item (from the ``items`` topic)."""
+
+    __tablename__ = "catalogue_items"
+
+    item_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["DeadLetterRecord", "SourcePosition", "StoredWindow", "WindowStatus"]
+__all__ = [
+    "DeadLetterRecord",
+    "SourcePosition",
+    "StoredWindow",
+    "WindowClosure",
+    "WindowStatus",
+]
 
 WindowStatus = str
 """``"open"`` or ``"closed"``."""
@@ -44,3 +50,13 @@ class DeadLetterRecord:
     detail: str
     payload: str
     source: SourcePosition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowClosure:
+    """A window to mark closed in the same transaction as the event that closed it."""
+
+    window_id: int
+    trigger: str
+    end_ts: int | None = None
+    drift_stats: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

@@ -8,7 +8,7 @@ crash before commit leaves nothing half-written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +17,19 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from lsat.data.types import Interaction, Sample
+from lsat.data.types import Interaction, Item, Sample
 from stream.errors import StreamError
 from stream.store.engine import make_engine
-from stream.store.models import Base, DeadLetterRow, InteractionRow, SampleRow, WindowRow
-from stream.store.records import DeadLetterRecord, SourcePosition, StoredWindow
+from stream.store.models import (
+    Base,
+    CatalogueItemRow,
+    DeadLetterRow,
+    InteractionRow,
+    SampleRow,
+    StreamStateRow,
+    WindowRow,
+)
+from stream.store.records import DeadLetterRecord, SourcePosition, StoredWindow, WindowClosure
 
 __all__ = ["IngestItem", "SampleStore", "StoreError"]
 
@@ -106,6 +114,67 @@ class SampleStore:
                 results.append(self._ingest_one(session, item))
         return results
 
+    def commit_event(
+        self,
+        item: IngestItem,
+        state: Mapping[str, Mapping[str, Any]] | None = None,
+        closures: Sequence[WindowClosure] = (),
+    ) -> bool:
+        """Store one event with everything it changed, atomically; ``False`` if already stored.
+
+        ``state`` (named JSON blobs, e.g. the open window) and ``closures`` are written only
+        when the interaction is new, in the same transaction: a re-delivered event changes
+        nothing, and a crash before commit leaves no trace.
+        """
+        with self._sessions.begin() as session:
+            if not self._ingest_one(session, item):
+                return False
+            for closure in closures:
+                self._close(session, closure)
+            for name, data in (state or {}).items():
+                self._put_state(session, name, data)
+            return True
+
+    def _put_state(self, session: Session, name: str, data: Mapping[str, Any]) -> None:
+        row = session.get(StreamStateRow, name)
+        if row is None:
+            session.add(StreamStateRow(name=name, data=dict(data)))
+        else:
+            row.data = dict(data)
+            row.updated_at = datetime.now(UTC)
+
+    def put_state(self, name: str, data: Mapping[str, Any]) -> None:
+        """Save a named JSON state on its own (e.g. after a manual window close)."""
+        with self._sessions.begin() as session:
+            self._put_state(session, name, data)
+
+    def load_state(self, name: str) -> dict[str, Any] | None:
+        """A named JSON state, or ``None``."""
+        with self._sessions() as session:
+            row = session.get(StreamStateRow, name)
+            return dict(row.data) if row else None
+
+    def upsert_item(self, item: Item) -> None:
+        """Insert or replace a catalogue entry."""
+        with self._sessions.begin() as session:
+            row = session.get(CatalogueItemRow, item.item_id)
+            if row is None:
+                session.add(
+                    CatalogueItemRow(item_id=item.item_id, title=item.title, extra=dict(item.extra))
+                )
+            else:
+                row.title, row.extra, row.updated_at = (
+                    item.title,
+                    dict(item.extra),
+                    datetime.now(UTC),
+                )
+
+    def catalogue(self) -> dict[str, Item]:
+        """Every catalogue item by id."""
+        with self._sessions() as session:
+            rows = session.scalars(select(CatalogueItemRow))
+            return {r.item_id: Item(r.item_id, r.title, dict(r.extra or {})) for r in rows}
+
     def _ingest_one(self, session: Session, item: IngestItem) -> bool:
         it, source = item.interaction, item.source
         event_id = it.key()
@@ -180,19 +249,25 @@ class SampleStore:
     ) -> StoredWindow:
         """Mark a window closed by ``trigger`` (idempotent: closing twice keeps the first)."""
         with self._sessions.begin() as session:
-            row = session.get(WindowRow, window_id)
-            if row is None:
-                row = WindowRow(id=window_id, status="open", count=0)
-                session.add(row)
-            if row.status != "closed":
-                row.status = "closed"
-                row.trigger = trigger
-                row.drift_stats = dict(drift_stats or {})
-                row.closed_at = datetime.now(UTC)
-                if end_ts is not None:
-                    row.end_ts = end_ts if row.end_ts is None else max(row.end_ts, end_ts)
-            session.flush()
-            return _window(row)
+            return _window(
+                self._close(session, WindowClosure(window_id, trigger, end_ts, drift_stats or {}))
+            )
+
+    def _close(self, session: Session, closure: WindowClosure) -> WindowRow:
+        row = session.get(WindowRow, closure.window_id)
+        if row is None:
+            row = WindowRow(id=closure.window_id, status="open", count=0)
+            session.add(row)
+        if row.status != "closed":
+            row.status = "closed"
+            row.trigger = closure.trigger
+            row.drift_stats = dict(closure.drift_stats)
+            row.closed_at = datetime.now(UTC)
+            if closure.end_ts is not None:
+                end = closure.end_ts
+                row.end_ts = end if row.end_ts is None else max(row.end_ts, end)
+        session.flush()
+        return row
 
     def mark_retrain_published(self, window_id: int) -> None:
         """Record that the retrain request of a closed window reached the broker."""

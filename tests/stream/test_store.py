@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lsat.data.types import Interaction, Sample
-from stream.store import DeadLetterRecord, IngestItem, SampleStore, SourcePosition
+from lsat.data.types import Interaction, Item, Sample
+from stream.store import (
+    DeadLetterRecord,
+    IngestItem,
+    SampleStore,
+    SourcePosition,
+    WindowClosure,
+)
 
 
 def _item(user: str, item: str, ts: int, window: int | None = 1, full: bool = True) -> IngestItem:
@@ -81,3 +87,26 @@ def test_schema_survives_reopen(db_url: str) -> None:
     assert second.ingest(_item("u1", "i1", 100)) is False
     assert second.count_samples() == 1
     second.close()
+
+
+def test_commit_event_writes_state_and_closures_only_when_new(store: SampleStore) -> None:
+    closure = WindowClosure(1, "full", end_ts=100, drift_stats={"x": 1.0})
+    assert store.commit_event(_item("u1", "i1", 100), {"window": {"id": 2}}, [closure]) is True
+    assert store.load_state("window") == {"id": 2}
+    closed = store.window(1)
+    assert closed is not None and (closed.status, closed.trigger, closed.count) == (
+        "closed",
+        "full",
+        1,
+    )
+    again = store.commit_event(_item("u1", "i1", 100), {"window": {"id": 99}}, [])
+    assert again is False
+    assert store.load_state("window") == {"id": 2}
+
+
+def test_catalogue_upsert(store: SampleStore) -> None:
+    store.upsert_item(Item("7", "Old", {"year": "1990"}))
+    store.upsert_item(Item("7", "New"))
+    store.upsert_item(Item("8", "Other"))
+    catalogue = store.catalogue()
+    assert (catalogue["7"].title, catalogue["7"].extra, len(catalogue)) == ("New", {}, 2)
