@@ -1,0 +1,209 @@
+"""The per-event step the faust worker calls: interaction in, effects (as data) out.
+
+:func:`process_interaction` does no I/O. Given the per-user :class:`HistoryTracker`, the window
+state and the detectors, it returns a :class:`StepResult`: the sample to store (none while the
+user has fewer than ``HISTORY_LENGTH`` earlier interactions, or for a re-delivered event), its
+window id and late flag, windows that closed with their :class:`RetrainRequest`, and the drift
+detectors' statistics. The agent stores the sample, publishes the requests, exports metrics.
+
+Order within one step: the detectors see the sample first; then the window takes it (which may
+close the previous window by span, or this one as full); drift that fired for a window that
+closed in this step rides on its request, the rest stays pending until the open window holds
+``min_samples_on_drift`` samples (see :mod:`stream.triggers`).
+
+>>> from lsat.data.samples import HistoryTracker
+>>> from lsat.data.types import Interaction
+>>> policy = WindowPolicy(max_samples=2)
+>>> history, state = HistoryTracker(length=1), PipelineState()
+>>> for t, item in enumerate(["a", "b", "c"]):
+...     event = Interaction("u", item, 1000 + t, 1)
+...     state, res = process_interaction(state, event, policy=policy, history=history, now_s=0)
+...     print(item, res.sample is not None, res.window_id, [r.trigger for r in res.requests])
+a False 0 []
+b True 0 []
+c True 0 ['full']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lsat.data.samples import HistoryTracker
+from lsat.data.types import Interaction, Sample
+from stream.drift.base import DriftDetector
+from stream.errors import InvalidConfig
+from stream.triggers import RetrainRequest, drift_close_due
+from stream.windows import ClosedWindow, WindowPolicy, WindowState
+
+__all__ = [
+    "Detectors",
+    "PipelineState",
+    "StepResult",
+    "close_manually",
+    "feed_detector",
+    "process_interaction",
+]
+
+
+@dataclass(slots=True)
+class Detectors:
+    """Detectors fed by the step: ``labels`` get each sample's 0/1 label, ``mix`` get the
+    sample item's category (when the caller knows it); ``other`` are fed only through
+    :func:`feed_detector` (per-sample losses from the adaptation loop)."""
+
+    labels: list[DriftDetector] = field(default_factory=list)
+    mix: list[DriftDetector] = field(default_factory=list)
+    other: list[DriftDetector] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.all()]
+        if len(set(names)) != len(names):
+            raise InvalidConfig(f"drift detector names must be unique, got {names}")
+
+    def all(self) -> list[DriftDetector]:
+        """Every detector, in labels, mix, other order."""
+        return [*self.labels, *self.mix, *self.other]
+
+    def by_name(self, name: str) -> DriftDetector:
+        """The detector called ``name`` (its ``name`` attribute)."""
+        for detector in self.all():
+            if detector.name == name:
+                return detector
+        names = [d.name for d in self.all()]
+        raise InvalidConfig(f"no drift detector named {name!r}; have {names}")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineState:
+    """The stream's own state besides user histories: the open window and pending drift."""
+
+    window: WindowState = field(default_factory=WindowState)
+    pending_drift: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for a faust table or the DB."""
+        return {"window": self.window.to_dict(), "pending_drift": dict(self.pending_drift)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PipelineState:
+        """Inverse of :meth:`to_dict`."""
+        pending = {str(k): float(v) for k, v in data.get("pending_drift", {}).items()}
+        return cls(WindowState.from_dict(dict(data["window"])), pending)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """The effects of one step, for the agent to apply."""
+
+    sample: Sample | None
+    window_id: int | None
+    late: bool = False
+    duplicate: bool = False
+    closed: tuple[ClosedWindow, ...] = ()
+    requests: tuple[RetrainRequest, ...] = ()
+    drift: dict[str, dict[str, float | bool]] = field(default_factory=dict)
+
+
+def _close_all(
+    state: PipelineState,
+    closed: tuple[ClosedWindow, ...],
+    fired: dict[str, float],
+    sample_window: int | None,
+    policy: WindowPolicy,
+    now_s: float,
+) -> tuple[PipelineState, tuple[ClosedWindow, ...], tuple[RetrainRequest, ...]]:
+    """Turn closures into requests, attach drift, then close early on due drift."""
+    pending = dict(state.pending_drift)
+    requests = []
+    for window in closed:
+        drift = pending
+        if window.window_id == sample_window:  # the window holding the new sample closed
+            drift, fired = {**pending, **fired}, {}
+        pending = {}
+        requests.append(RetrainRequest.from_closed(window, drift=drift, created_s=now_s))
+    pending.update(fired)
+    window_state = state.window
+    if drift_close_due(window_state, policy, pending):
+        window_state, window = window_state.close("drift")
+        closed = (*closed, window)
+        requests.append(RetrainRequest.from_closed(window, drift=pending, created_s=now_s))
+        pending = {}
+    return PipelineState(window_state, pending), closed, tuple(requests)
+
+
+def process_interaction(
+    state: PipelineState,
+    interaction: Interaction,
+    *,
+    policy: WindowPolicy,
+    history: HistoryTracker,
+    detectors: Detectors | None = None,
+    item_category: Hashable | None = None,
+    now_s: float | None = None,
+) -> tuple[PipelineState, StepResult]:
+    """One validated interaction through history, window, drift and triggers.
+
+    ``history`` and the detectors are updated in place; the window state is returned anew.
+    A re-delivered event (same key among the user's remembered events) changes nothing.
+    """
+    if history.is_duplicate(interaction):
+        return state, StepResult(None, None, duplicate=True)
+    now_s = time.time() if now_s is None else now_s
+    detectors = detectors or Detectors()
+    sample = history.observe(interaction)
+    fired: dict[str, float] = {}
+    drift: dict[str, dict[str, float | bool]] = {}
+    if sample is not None:
+        feeds = [(d, sample.label) for d in detectors.labels]
+        if item_category is not None:
+            feeds += [(d, item_category) for d in detectors.mix]
+        for detector, x in feeds:
+            detector.update(x)
+            drift[detector.name] = detector.snapshot()
+            if detector.drift_detected:
+                fired[detector.name] = float(detector.statistic)
+        window, step = state.window.add(interaction.timestamp, policy)
+    else:
+        window, step = state.window.advance(interaction.timestamp, policy)
+    sample_window = step.window_id if sample is not None else None
+    new_state, closed, requests = _close_all(
+        replace(state, window=window), step.closed, fired, sample_window, policy, now_s
+    )
+    result = StepResult(sample, step.window_id, step.late, False, closed, requests, drift)
+    return new_state, result
+
+
+def feed_detector(
+    state: PipelineState,
+    detectors: Detectors,
+    name: str,
+    x: Any,
+    *,
+    policy: WindowPolicy,
+    now_s: float | None = None,
+) -> tuple[PipelineState, StepResult]:
+    """Feed one value (e.g. a per-sample loss) to detector ``name``; may close on drift."""
+    detector = detectors.by_name(name).update(x)
+    fired = {name: float(detector.statistic)} if detector.drift_detected else {}
+    now_s = time.time() if now_s is None else now_s
+    new_state, closed, requests = _close_all(state, (), fired, None, policy, now_s)
+    drift = {name: detector.snapshot()}
+    return new_state, StepResult(
+        None, state.window.window_id, closed=closed, requests=requests, drift=drift
+    )
+
+
+def close_manually(
+    state: PipelineState, *, now_s: float | None = None
+) -> tuple[PipelineState, StepResult]:
+    """Close the open window on request (a no-op result when it is empty)."""
+    if state.window.count == 0:
+        return state, StepResult(None, state.window.window_id)
+    window_state, window = state.window.close("manual")
+    now_s = time.time() if now_s is None else now_s
+    request = RetrainRequest.from_closed(window, drift=state.pending_drift, created_s=now_s)
+    result = StepResult(None, window.window_id, closed=(window,), requests=(request,))
+    return PipelineState(window_state, {}), result
