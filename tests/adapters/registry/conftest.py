@@ -1,0 +1,19 @@
+"""Fixtures of the registry tests: a migrated registry on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.registry import SqlRegistryStore, open_registry
+
+
+@pytest.fixture
+def registry(db_url: str) -> Iterator[SqlRegistryStore]:
+    """A freshly migrated registry (runs each test on SQLite and on PostgreSQL)."""
+    store = open_registry(db_url)
+    try:
+        yield store
+    finally:
+        store.close()
