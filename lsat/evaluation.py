@@ -79,6 +79,7 @@ def logloss(
         return math.nan
     if ((p < 0) | (p > 1)).any():
         index = int(np.argmax((p < 0) | (p > 1)))
-        raise EvaluationError(f"probabilities must be in [0, 1], got {p[index].item()!r} at index {index}")
+        value = p[index].item()
+        raise EvaluationError(f"probabilities must be in [0, 1], got {value!r} at index {index}")
     p = np.clip(p, eps, 1 - eps)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
