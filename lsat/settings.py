@@ -53,6 +53,7 @@ class StreamSettings:
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
     app_id: str = "lsat-stream"
+    drift_detection: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,8 @@ class Settings:
             session_timeout_s=float(env.get("LSAT_KAFKA_SESSION_TIMEOUT_S", "6")),
             heartbeat_interval_s=float(env.get("LSAT_KAFKA_HEARTBEAT_INTERVAL_S", "1")),
             app_id=env.get("LSAT_STREAM_APP_ID", "lsat-stream"),
+            drift_detection=env.get("LSAT_DRIFT_DETECTION", "1").lower()
+            not in ("0", "false", "no"),
         )
         return cls(
             home=Path(env.get("LSAT_HOME", ".lsat")),
