@@ -20,8 +20,10 @@ After ``max_attempts`` clashes :class:`VersionAllocationFailed` is raised.
 from __future__ import annotations
 
 import builtins
+import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -62,6 +64,8 @@ from adapters.registry.models import (
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "SqlRegistryStore", "open_registry"]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MAX_ATTEMPTS = 20
 _BACKOFF_BASE_S = 0.005
 _BACKOFF_CAP_S = 0.2
@@ -87,6 +91,13 @@ class SqlRegistryStore(RegistryStore):
         self.engine = engine
         self.max_attempts = max_attempts
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clash_lock = threading.Lock()
+        self._version_clashes = 0
+
+    @property
+    def version_clashes(self) -> int:
+        """How many version-number attempts lost a race to another writer (and were retried)."""
+        return self._version_clashes
 
     def close(self) -> None:
         self.engine.dispose()
@@ -137,6 +148,11 @@ class SqlRegistryStore(RegistryStore):
                 except IntegrityError:
                     if not self._version_exists(session, values["kind"], version):
                         raise  # not a version clash: a real constraint violation
+                    with self._clash_lock:
+                        self._version_clashes += 1
+                    logger.debug(
+                        "%s/v%d taken by another writer (attempt %d)", kind, version, attempt
+                    )
                     time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
                     continue
                 return _version_entity(row)
