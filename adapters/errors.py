@@ -4,6 +4,7 @@
 
     AdapterError                  root: catch this to handle any adapter failure
     ├── MergeError                adapters that cannot be merged (modules, ranks, shapes, weights)
+    ├── CombineError              bad inputs to the output ensemble or the α / weight search
     └── AdapterArtifactError      an adapter folder that cannot be written or read
         ├── AdapterExistsError    the target folder already exists (versions are immutable)
         └── AdapterIntegrityError hash mismatch, non-finite weights, missing or unsafe files
@@ -19,6 +20,7 @@ __all__ = [
     "AdapterError",
     "AdapterExistsError",
     "AdapterIntegrityError",
+    "CombineError",
     "MergeError",
 ]
 
@@ -29,6 +31,10 @@ class AdapterError(Exception):
 
 class MergeError(AdapterError, ValueError):
     """Adapters (or merge weights) that cannot be combined; the message names the bad value."""
+
+
+class CombineError(AdapterError, ValueError):
+    """Bad inputs to the ensemble or the α / merge-weight search; the message names the value."""
 
 
 class AdapterArtifactError(AdapterError):
