@@ -1,0 +1,87 @@
+"""Migrations: a fresh database, an idempotent re-open, a schema equal to the ORM rows, and a
+version table of its own so another alembic history in the same database is left alone."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from adapters.registry import open_registry
+from adapters.registry.engine import (
+    create_registry_engine,
+    current_revision,
+    head_revision,
+    upgrade_to_head,
+)
+from adapters.registry.migrations import VERSION_TABLE
+from adapters.registry.models import RegistryBase
+
+REGISTRY_TABLES = {
+    "adapter_versions",
+    "adapter_evaluations",
+    "registry_aliases",
+    "registry_alias_history",
+    VERSION_TABLE,
+}
+
+
+def test_fresh_database_is_migrated_to_head(db_url: str) -> None:
+    engine = create_registry_engine(db_url)
+    try:
+        assert current_revision(engine) is None
+        assert set(inspect(engine).get_table_names()) == set()
+        upgrade_to_head(engine)
+        assert current_revision(engine) == head_revision()
+        assert set(inspect(engine).get_table_names()) == REGISTRY_TABLES
+    finally:
+        engine.dispose()
+
+
+def test_reopening_a_migrated_database_keeps_its_data(db_url: str) -> None:
+    with open_registry(db_url) as first:
+        first.register("long", path="/l1", sha256="1" * 64)
+        first.set_alias("serving-long", "long", 1, reason="r", actor="t")
+    with open_registry(db_url) as second:
+        assert str(second.resolve("serving-long").key) == "long/v1"  # type: ignore[union-attr]
+        assert second.register("long", path="/l2", sha256="2" * 64).version == 2
+    engine = create_registry_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+        assert rows == [(head_revision(),)]
+    finally:
+        engine.dispose()
+
+
+def test_migrated_schema_matches_the_orm_rows(db_url: str) -> None:
+    with open_registry(db_url) as store, store.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "version_table": VERSION_TABLE,
+                "compare_type": True,
+                "include_name": lambda name, kind, _parent: (
+                    kind != "table" or name in REGISTRY_TABLES
+                ),
+            },
+        )
+        assert compare_metadata(context, RegistryBase.metadata) == []
+
+
+def test_another_alembic_history_in_the_same_database_is_left_alone(db_url: str) -> None:
+    engine = create_registry_engine(db_url)
+    try:
+        with engine.begin() as connection:  # what the stream's own migrations would leave
+            connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+            connection.execute(text("INSERT INTO alembic_version VALUES ('stream_0001')"))
+            connection.execute(text("CREATE TABLE stream_samples (id INTEGER PRIMARY KEY)"))
+    finally:
+        engine.dispose()
+    with open_registry(db_url) as store:
+        store.register("short", path="/s1", sha256="1" * 64)
+        with store.engine.connect() as connection:
+            other = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+            tables = set(inspect(connection).get_table_names())
+    assert other == [("stream_0001",)]
+    assert tables == REGISTRY_TABLES | {"alembic_version", "stream_samples"}
