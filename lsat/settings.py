@@ -64,6 +64,7 @@ class Settings:
     database_url: str | None = None
     base_model: str = "smollm2"
     admin_token: str | None = None
+    client_token: str | None = None  # the token this client presents to admin actions
     bind_host: str = "127.0.0.1"
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
@@ -125,6 +126,7 @@ class Settings:
             database_url=env.get("LSAT_DATABASE_URL") or None,
             base_model=env.get("LSAT_BASE_MODEL", "smollm2"),
             admin_token=env.get("LSAT_ADMIN_TOKEN") or None,
+            client_token=env.get("LSAT_CLIENT_TOKEN") or None,
             bind_host=env.get("LSAT_BIND_HOST", "127.0.0.1"),
             kafka=kafka,
             stream=stream,
