@@ -329,3 +329,46 @@ def test_merges_refuse_overflow_to_inf(merge):
 def test_merge_error_is_an_adapter_error():
     assert issubclass(MergeError, AdapterError)
     assert issubclass(MergeError, ValueError)
+
+
+# --- agreement with peft's own "cat" merge --------------------------------------------------
+
+
+def test_merge_delta_agrees_with_peft_add_weighted_adapter_cat():
+    from peft import get_peft_model, get_peft_model_state_dict
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            vocab_size=128,
+        )
+    )
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]), "long"
+    )
+    model.add_adapter("short", LoraConfig(r=2, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    adapters = [
+        (get_peft_model_state_dict(model, adapter_name=name), model.peft_config[name])
+        for name in ("long", "short")
+    ]
+    weights = [0.3, 0.7]
+    model.add_weighted_adapter(["long", "short"], weights, "merged", combination_type="cat")
+    theirs = delta_weights(
+        get_peft_model_state_dict(model, adapter_name="merged"), model.peft_config["merged"]
+    )
+    ours = delta_weights(*merge_delta(adapters, weights))
+    assert ours.keys() == theirs.keys()
+    assert len(ours) == 4
+    for module in ours:
+        torch.testing.assert_close(ours[module], theirs[module], rtol=1e-5, atol=1e-5)
