@@ -8,7 +8,7 @@ the recent labels become the new reference, so the detector follows the new regi
 >>> rng = random.Random(1)
 >>> labels = [int(rng.random() < 0.6) for _ in range(800)]
 >>> labels += [int(rng.random() < 0.3) for _ in range(800)]
->>> detector = LabelRateShift()
+>>> detector = LabelRateShift(reference_size=500, window_size=200, min_count=100, z_threshold=4)
 >>> [i for i, y in enumerate(labels) if detector.update(y).drift_detected]
 [882]
 """
@@ -29,17 +29,22 @@ class LabelRateShift(DriftDetector):
     """Two-proportion z-test of recent vs reference like-rate; ``statistic`` is the signed z.
 
     No test is made until the reference is full and ``min_count`` recent labels are in.
+
+    The z-test assumes independent labels; real streams come in per-user bursts (a user rates
+    dozens of titles in one session), which inflates the variance. The defaults are sized for
+    that: on the MovieLens replays, blocks of 500/200 with z ≥ 4 fired every ~700 samples
+    (121 times in ML-100K's 90,570 samples), blocks of 5000/2000 with z ≥ 5 about 13 times.
     """
 
     name = "label_shift"
 
     def __init__(
         self,
-        reference_size: int = 500,
-        window_size: int = 200,
-        min_count: int = 100,
-        z_threshold: float = 4.0,
-        z_warning: float = 3.0,
+        reference_size: int = 5000,
+        window_size: int = 2000,
+        min_count: int = 1000,
+        z_threshold: float = 5.0,
+        z_warning: float = 4.0,
     ) -> None:
         super().__init__()
         if not 1 <= min_count <= window_size or reference_size < 1:

@@ -8,7 +8,7 @@ reset or a drift). After a drift the recent block becomes the new reference.
 >>> rng = random.Random(2)
 >>> before = rng.choices("ABCD", weights=[4, 3, 2, 1], k=1500)
 >>> after = rng.choices("ABCD", weights=[1, 1, 3, 5], k=1500)
->>> detector = MixShift()
+>>> detector = MixShift(reference_size=1000, window_size=500, min_count=200, threshold=0.05)
 >>> [i for i, g in enumerate(before + after) if detector.update(g).drift_detected]
 [1719]
 """
@@ -32,18 +32,20 @@ class MixShift(DriftDetector):
     Drift when JSD ≥ ``threshold`` (warning at ``warning``) once ``min_count`` recent
     observations are in. Two finite samples of one mix still differ by roughly
     ``(K - 1) / (8 ln 2) · (1/n_ref + 1/n_recent)`` for K categories: keep the threshold well
-    above that.
+    above that. Per-user bursts make real mixes noisier still: on the MovieLens replays
+    (first genre of each item), blocks of 1000/500 at 0.05 fired 14–19 times, the defaults
+    (5000/2000 at 0.02) once or twice.
     """
 
     name = "mix_shift"
 
     def __init__(
         self,
-        reference_size: int = 1000,
-        window_size: int = 500,
-        min_count: int = 200,
-        threshold: float = 0.05,
-        warning: float = 0.03,
+        reference_size: int = 5000,
+        window_size: int = 2000,
+        min_count: int = 1000,
+        threshold: float = 0.02,
+        warning: float = 0.012,
     ) -> None:
         super().__init__()
         if not 1 <= min_count <= window_size or reference_size < 1:

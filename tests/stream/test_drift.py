@@ -68,8 +68,8 @@ class Spec:
 SPECS = {
     "page_hinkley": Spec(lambda: PageHinkley(threshold=25.0), losses, 150, math.nan),
     "adwin": Spec(lambda: ADWIN(delta=0.002), losses, 150, math.inf),
-    "label_shift": Spec(lambda: LabelRateShift(), labels, 300, 2),
-    "mix_shift": Spec(lambda: MixShift(threshold=0.04), genres, 450, None),
+    "label_shift": Spec(lambda: LabelRateShift(500, 200, 100, 4.0, 3.0), labels, 300, 2),
+    "mix_shift": Spec(lambda: MixShift(1000, 500, 200, 0.04, 0.03), genres, 450, None),
 }
 SEEDS = range(5)
 
@@ -167,7 +167,8 @@ def test_snapshot_reports_statistic_and_flags(spec: Spec) -> None:
 
 
 def test_label_shift_warns_before_it_drifts() -> None:
-    detector = LabelRateShift()
+    detector = SPECS["label_shift"].make()
+    assert isinstance(detector, LabelRateShift)
     warned = drifted = None
     for i, y in enumerate(labels(0, True)):
         detector.update(y)
