@@ -5,8 +5,15 @@ idempotent by event id, so at-least-once delivery never double-counts.
 """
 
 from stream.store.engine import make_engine, normalize_url
-from stream.store.records import DeadLetterRecord, SourcePosition, StoredWindow, WindowClosure
-from stream.store.repository import IngestItem, SampleStore, StoreError
+from stream.store.records import (
+    DeadLetterRecord,
+    IngestItem,
+    SourcePosition,
+    StoredWindow,
+    WindowClosure,
+)
+from stream.store.repository import SampleStore
+from stream.store.transaction import StoreError, StoreTransaction
 
 __all__ = [
     "DeadLetterRecord",
@@ -14,6 +21,7 @@ __all__ = [
     "SampleStore",
     "SourcePosition",
     "StoreError",
+    "StoreTransaction",
     "StoredWindow",
     "WindowClosure",
     "make_engine",

@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lsat.data.types import Interaction, Sample
+
 __all__ = [
     "DeadLetterRecord",
+    "IngestItem",
     "SourcePosition",
     "StoredWindow",
     "WindowClosure",
@@ -60,3 +63,14 @@ class WindowClosure:
     trigger: str
     end_ts: int | None = None
     drift_stats: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestItem:
+    """One valid interaction to store, with its sample (``None`` when history was too short)."""
+
+    interaction: Interaction
+    sample: Sample | None = None
+    window_id: int | None = None
+    late: bool = False
+    source: SourcePosition | None = None

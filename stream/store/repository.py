@@ -8,17 +8,15 @@ crash before commit leaves nothing half-written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from lsat.data.types import Interaction, Item, Sample
-from stream.errors import StreamError
 from stream.store.engine import make_engine
 from stream.store.models import (
     Base,
@@ -29,24 +27,16 @@ from stream.store.models import (
     StreamStateRow,
     WindowRow,
 )
-from stream.store.records import DeadLetterRecord, SourcePosition, StoredWindow, WindowClosure
+from stream.store.records import (
+    DeadLetterRecord,
+    IngestItem,
+    SourcePosition,
+    StoredWindow,
+    WindowClosure,
+)
+from stream.store.transaction import StoreTransaction
 
-__all__ = ["IngestItem", "SampleStore", "StoreError"]
-
-
-class StoreError(StreamError):
-    """A store operation was asked something impossible (names the window or event)."""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestItem:
-    """One valid interaction to store, with its sample (``None`` when history was too short)."""
-
-    interaction: Interaction
-    sample: Sample | None = None
-    window_id: int | None = None
-    late: bool = False
-    source: SourcePosition | None = None
+__all__ = ["SampleStore"]
 
 
 def _window(row: WindowRow) -> StoredWindow:
@@ -94,13 +84,13 @@ class SampleStore:
         """Release pooled connections."""
         self.engine.dispose()
 
-    def _insert(self, table: Any) -> Any:
-        dialect = postgresql if self._dialect == "postgresql" else sqlite
-        if self._dialect not in ("postgresql", "sqlite"):
-            raise StoreError(f"unsupported database dialect {self._dialect!r}")
-        return dialect.insert(table)
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        """One transaction for several writes; commits on success, rolls back on error."""
+        with self._sessions.begin() as session:
+            yield StoreTransaction(session)
 
-    # --- writes -------------------------------------------------------------------------------
+    # --- writes (each its own transaction) ----------------------------------------------------
 
     def ingest(self, item: IngestItem) -> bool:
         """Store one interaction (and sample); ``True`` when it was new, ``False`` if seen."""
@@ -108,11 +98,8 @@ class SampleStore:
 
     def ingest_many(self, items: Sequence[IngestItem]) -> list[bool]:
         """Store several interactions in one transaction; per item, whether it was new."""
-        results: list[bool] = []
-        with self._sessions.begin() as session:
-            for item in items:
-                results.append(self._ingest_one(session, item))
-        return results
+        with self.transaction() as tx:
+            return [tx.commit_event(item) for item in items]
 
     def commit_event(
         self,
@@ -123,121 +110,35 @@ class SampleStore:
         """Store one event with everything it changed, atomically; ``False`` if already stored.
 
         ``state`` (named JSON blobs, e.g. the open window) and ``closures`` are written only
-        when the interaction is new, in the same transaction: a re-delivered event changes
-        nothing, and a crash before commit leaves no trace.
+        when the interaction is new, in the same transaction.
         """
-        with self._sessions.begin() as session:
-            if not self._ingest_one(session, item):
+        with self.transaction() as tx:
+            if not tx.commit_event(item, tuple(closures)):
                 return False
-            for closure in closures:
-                self._close(session, closure)
             for name, data in (state or {}).items():
-                self._put_state(session, name, data)
+                tx.put_state(name, data)
             return True
 
-    def _put_state(self, session: Session, name: str, data: Mapping[str, Any]) -> None:
-        row = session.get(StreamStateRow, name)
-        if row is None:
-            session.add(StreamStateRow(name=name, data=dict(data)))
-        else:
-            row.data = dict(data)
-            row.updated_at = datetime.now(UTC)
+    def apply_state(
+        self, state: Mapping[str, Mapping[str, Any]], closures: Sequence[WindowClosure] = ()
+    ) -> None:
+        """Close windows and save named state in one transaction (e.g. a manual close)."""
+        with self.transaction() as tx:
+            for closure in closures:
+                tx.close_window(closure)
+            for name, data in state.items():
+                tx.put_state(name, data)
 
     def put_state(self, name: str, data: Mapping[str, Any]) -> None:
-        """Save a named JSON state on its own (e.g. after a manual window close)."""
-        with self._sessions.begin() as session:
-            self._put_state(session, name, data)
-
-    def load_state(self, name: str) -> dict[str, Any] | None:
-        """A named JSON state, or ``None``."""
-        with self._sessions() as session:
-            row = session.get(StreamStateRow, name)
-            return dict(row.data) if row else None
-
-    def upsert_item(self, item: Item) -> None:
-        """Insert or replace a catalogue entry."""
-        with self._sessions.begin() as session:
-            row = session.get(CatalogueItemRow, item.item_id)
-            if row is None:
-                session.add(
-                    CatalogueItemRow(item_id=item.item_id, title=item.title, extra=dict(item.extra))
-                )
-            else:
-                row.title, row.extra, row.updated_at = (
-                    item.title,
-                    dict(item.extra),
-                    datetime.now(UTC),
-                )
-
-    def catalogue(self) -> dict[str, Item]:
-        """Every catalogue item by id."""
-        with self._sessions() as session:
-            rows = session.scalars(select(CatalogueItemRow))
-            return {r.item_id: Item(r.item_id, r.title, dict(r.extra or {})) for r in rows}
-
-    def _ingest_one(self, session: Session, item: IngestItem) -> bool:
-        it, source = item.interaction, item.source
-        event_id = it.key()
-        inserted = session.execute(
-            self._insert(InteractionRow)
-            .values(
-                event_id=event_id,
-                user_id=it.user_id,
-                item_id=it.item_id,
-                timestamp=it.timestamp,
-                label=it.label,
-                rating=it.rating,
-                source_partition=source.partition if source else None,
-                source_offset=source.offset if source else None,
-                inserted_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(InteractionRow.id)
-        )
-        if inserted.scalar_one_or_none() is None:
-            return False
-        if item.sample is None:
-            return True
-        sample = item.sample
-        session.add(
-            SampleRow(
-                event_id=event_id,
-                user_id=sample.user_id,
-                item_id=sample.item_id,
-                timestamp=sample.timestamp,
-                label=sample.label,
-                history={
-                    "item_ids": list(sample.history_item_ids),
-                    "labels": list(sample.history_labels),
-                },
-                window_id=item.window_id,
-                late=item.late,
-                source_partition=source.partition if source else None,
-                source_offset=source.offset if source else None,
-            )
-        )
-        if item.window_id is not None:
-            self._count_into_window(session, item.window_id, sample.timestamp)
-        return True
-
-    def _count_into_window(self, session: Session, window_id: int, timestamp: int) -> None:
-        row = session.get(WindowRow, window_id, with_for_update=self._dialect == "postgresql")
-        if row is None:
-            row = WindowRow(id=window_id, status="open", start_ts=timestamp, count=0)
-            session.add(row)
-        row.count += 1
-        row.start_ts = timestamp if row.start_ts is None else min(row.start_ts, timestamp)
-        row.end_ts = timestamp if row.end_ts is None else max(row.end_ts, timestamp)
-        session.flush()
+        """Save a named JSON state on its own."""
+        with self.transaction() as tx:
+            tx.put_state(name, data)
 
     def open_window(self, window_id: int, start_ts: int | None = None) -> StoredWindow:
         """Create window ``window_id`` as open (idempotent: an existing one is returned)."""
-        with self._sessions.begin() as session:
-            row = session.get(WindowRow, window_id)
-            if row is None:
-                row = WindowRow(id=window_id, status="open", start_ts=start_ts, count=0)
-                session.add(row)
-                session.flush()
+        with self.transaction() as tx:
+            row = tx.open_window(window_id, start_ts)
+            tx.session.flush()
             return _window(row)
 
     def close_window(
@@ -248,26 +149,10 @@ class SampleStore:
         end_ts: int | None = None,
     ) -> StoredWindow:
         """Mark a window closed by ``trigger`` (idempotent: closing twice keeps the first)."""
-        with self._sessions.begin() as session:
-            return _window(
-                self._close(session, WindowClosure(window_id, trigger, end_ts, drift_stats or {}))
-            )
-
-    def _close(self, session: Session, closure: WindowClosure) -> WindowRow:
-        row = session.get(WindowRow, closure.window_id)
-        if row is None:
-            row = WindowRow(id=closure.window_id, status="open", count=0)
-            session.add(row)
-        if row.status != "closed":
-            row.status = "closed"
-            row.trigger = closure.trigger
-            row.drift_stats = dict(closure.drift_stats)
-            row.closed_at = datetime.now(UTC)
-            if closure.end_ts is not None:
-                end = closure.end_ts
-                row.end_ts = end if row.end_ts is None else max(row.end_ts, end)
-        session.flush()
-        return row
+        with self.transaction() as tx:
+            row = tx.close_window(WindowClosure(window_id, trigger, end_ts, drift_stats or {}))
+            tx.session.flush()
+            return _window(row)
 
     def mark_retrain_published(self, window_id: int) -> None:
         """Record that the retrain request of a closed window reached the broker."""
@@ -280,25 +165,34 @@ class SampleStore:
 
     def add_dead_letter(self, record: DeadLetterRecord) -> bool:
         """Keep a copy of a DLQ message (idempotent by source position); ``True`` if new."""
-        source = record.source
+        with self.transaction() as tx:
+            return tx.add_dead_letter(record)
+
+    def upsert_item(self, item: Item) -> None:
+        """Insert or replace a catalogue entry."""
         with self._sessions.begin() as session:
-            result = session.execute(
-                self._insert(DeadLetterRow)
-                .values(
-                    reason=record.reason,
-                    detail=record.detail,
-                    payload=record.payload,
-                    source_topic=source.topic if source else None,
-                    source_partition=source.partition if source else None,
-                    source_offset=source.offset if source else None,
-                    inserted_at=datetime.now(UTC),
+            row = session.get(CatalogueItemRow, item.item_id)
+            if row is None:
+                session.add(
+                    CatalogueItemRow(item_id=item.item_id, title=item.title, extra=dict(item.extra))
                 )
-                .on_conflict_do_nothing()
-                .returning(DeadLetterRow.id)
-            )
-            return result.scalar_one_or_none() is not None
+            else:
+                row.title, row.extra = item.title, dict(item.extra)
+                row.updated_at = datetime.now(UTC)
 
     # --- reads --------------------------------------------------------------------------------
+
+    def load_state(self, name: str) -> dict[str, Any] | None:
+        """A named JSON state, or ``None``."""
+        with self._sessions() as session:
+            row = session.get(StreamStateRow, name)
+            return dict(row.data) if row else None
+
+    def catalogue(self) -> dict[str, Item]:
+        """Every catalogue item by id."""
+        with self._sessions() as session:
+            rows = session.scalars(select(CatalogueItemRow))
+            return {r.item_id: Item(r.item_id, r.title, dict(r.extra or {})) for r in rows}
 
     def window(self, window_id: int) -> StoredWindow | None:
         """One window, or ``None``."""

@@ -1,0 +1,152 @@
+"""``StoreTransaction``: the writes of the stream store inside one DB transaction.
+
+The worker handles a batch of messages in one transaction: each event's interaction is
+inserted with ``INSERT … ON CONFLICT (event_id) DO NOTHING``; only when it was new are its
+sample, its window's count and the windows it closed written. Named state (the open window)
+is saved once at the end. Everything commits together, or nothing does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from stream.errors import StreamError
+from stream.store.models import DeadLetterRow, InteractionRow, SampleRow, StreamStateRow, WindowRow
+from stream.store.records import DeadLetterRecord, IngestItem, WindowClosure
+
+__all__ = ["StoreError", "StoreTransaction"]
+
+
+class StoreError(StreamError):
+    """A store operation was asked something impossible (names the window or event)."""
+
+
+class StoreTransaction:
+    """Write operations bound to one open session (see :meth:`SampleStore.transaction`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        dialect = session.get_bind().dialect.name
+        if dialect not in ("postgresql", "sqlite"):
+            raise StoreError(f"unsupported database dialect {dialect!r}")
+        self._dialect = dialect
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    def commit_event(self, item: IngestItem, closures: tuple[WindowClosure, ...] = ()) -> bool:
+        """Insert the interaction; if new, its sample, window count and closures. New?"""
+        it, source = item.interaction, item.source
+        event_id = it.key()
+        partition = source.partition if source else None
+        offset = source.offset if source else None
+        inserted = self.session.execute(
+            self._insert(InteractionRow)
+            .values(
+                event_id=event_id,
+                user_id=it.user_id,
+                item_id=it.item_id,
+                timestamp=it.timestamp,
+                label=it.label,
+                rating=it.rating,
+                source_partition=partition,
+                source_offset=offset,
+                inserted_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(InteractionRow.id)
+        )
+        if inserted.scalar_one_or_none() is None:
+            return False
+        sample = item.sample
+        if sample is not None:
+            self.session.execute(
+                insert(SampleRow).values(
+                    event_id=event_id,
+                    user_id=sample.user_id,
+                    item_id=sample.item_id,
+                    timestamp=sample.timestamp,
+                    label=sample.label,
+                    history={
+                        "item_ids": list(sample.history_item_ids),
+                        "labels": list(sample.history_labels),
+                    },
+                    window_id=item.window_id,
+                    late=item.late,
+                    source_partition=partition,
+                    source_offset=offset,
+                    inserted_at=datetime.now(UTC),
+                )
+            )
+            if item.window_id is not None:
+                self._count_into_window(item.window_id, sample.timestamp)
+        for closure in closures:
+            self.close_window(closure)
+        return True
+
+    def _window_row(self, window_id: int) -> WindowRow:
+        row = self.session.get(WindowRow, window_id)
+        if row is None:
+            row = WindowRow(id=window_id, status="open", count=0, opened_at=datetime.now(UTC))
+            self.session.add(row)
+        return row
+
+    def _count_into_window(self, window_id: int, timestamp: int) -> None:
+        row = self._window_row(window_id)
+        row.count += 1
+        row.start_ts = timestamp if row.start_ts is None else min(row.start_ts, timestamp)
+        row.end_ts = timestamp if row.end_ts is None else max(row.end_ts, timestamp)
+
+    def open_window(self, window_id: int, start_ts: int | None = None) -> WindowRow:
+        """The window row, created open when missing."""
+        row = self._window_row(window_id)
+        if row.start_ts is None:
+            row.start_ts = start_ts
+        return row
+
+    def close_window(self, closure: WindowClosure) -> WindowRow:
+        """Mark a window closed (idempotent: the first close wins)."""
+        row = self._window_row(closure.window_id)
+        if row.status != "closed":
+            row.status = "closed"
+            row.trigger = closure.trigger
+            row.drift_stats = dict(closure.drift_stats)
+            row.closed_at = datetime.now(UTC)
+            if closure.end_ts is not None:
+                end = closure.end_ts
+                row.end_ts = end if row.end_ts is None else max(row.end_ts, end)
+        return row
+
+    def put_state(self, name: str, data: Mapping[str, Any]) -> None:
+        """Save a named JSON state."""
+        row = self.session.get(StreamStateRow, name)
+        if row is None:
+            self.session.add(
+                StreamStateRow(name=name, data=dict(data), updated_at=datetime.now(UTC))
+            )
+        else:
+            row.data = dict(data)
+            row.updated_at = datetime.now(UTC)
+
+    def add_dead_letter(self, record: DeadLetterRecord) -> bool:
+        """Keep a copy of a DLQ message (idempotent by source position); new?"""
+        source = record.source
+        result = self.session.execute(
+            self._insert(DeadLetterRow)
+            .values(
+                reason=record.reason,
+                detail=record.detail,
+                payload=record.payload,
+                source_topic=source.topic if source else None,
+                source_partition=source.partition if source else None,
+                source_offset=source.offset if source else None,
+                inserted_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing()
+            .returning(DeadLetterRow.id)
+        )
+        return result.scalar_one_or_none() is not None
