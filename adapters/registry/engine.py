@@ -8,8 +8,14 @@ processes opening a fresh database at once create the tables exactly once.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+
+# Alembic logs plugin set-up at INFO on import; keep that out of CLI output unless the
+# application configured the "alembic" logger itself.
+if logging.getLogger("alembic").level == logging.NOTSET:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 from alembic import command
 from alembic.config import Config
@@ -21,6 +27,8 @@ from sqlalchemy.pool import StaticPool
 from adapters.registry.migrations import MIGRATIONS_DIR, VERSION_TABLE
 
 __all__ = ["create_registry_engine", "current_revision", "head_revision", "upgrade_to_head"]
+
+logger = logging.getLogger(__name__)
 
 _MIGRATION_LOCK_KEY = 0x4C534154_52454731  # "LSATREG1": advisory lock id for migrations
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -84,10 +92,18 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Create or upgrade the registry tables; safe to call on an up-to-date database."""
+    """Create or upgrade the registry tables; safe to call on an up-to-date database.
+
+    A line is logged when a migration actually ran.
+    """
     config = _alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        before = context.get_current_revision()
+        if before == head_revision():
+            return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    logger.info("registry schema migrated from %s to %s", before or "empty", head_revision())
