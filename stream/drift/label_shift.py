@@ -66,7 +66,8 @@ class LabelRateShift(DriftDetector):
 
     def reset(self) -> None:
         self._reference: list[int] = []
-        self._recent: deque[int] = deque(maxlen=self.window_size)
+        self._recent: deque[int] = deque()
+        self._reference_hits = self._recent_hits = 0
         self._statistic = 0.0
         self._drift_detected = self._warning_detected = False
 
@@ -74,18 +75,22 @@ class LabelRateShift(DriftDetector):
         if x not in (0, 1):
             raise InvalidConfig(f"LabelRateShift takes 0/1 labels, got {x!r}")
         if self._drift_detected:  # re-base on the new regime
-            self._reference, self._recent = list(self._recent), deque(maxlen=self.window_size)
+            self._reference, self._reference_hits = list(self._recent), self._recent_hits
+            self._recent, self._recent_hits = deque(), 0
         self._drift_detected = self._warning_detected = False
+        self._statistic = 0.0
         if len(self._reference) < self.reference_size:
             self._reference.append(int(x))
-            self._statistic = 0.0
+            self._reference_hits += int(x)
             return self
         self._recent.append(int(x))
+        self._recent_hits += int(x)
+        if len(self._recent) > self.window_size:
+            self._recent_hits -= self._recent.popleft()
         if len(self._recent) < self.min_count:
-            self._statistic = 0.0
             return self
         self._statistic = two_proportion_z(
-            sum(self._recent), len(self._recent), sum(self._reference), len(self._reference)
+            self._recent_hits, len(self._recent), self._reference_hits, len(self._reference)
         )
         self._drift_detected = abs(self._statistic) >= self.z_threshold
         self._warning_detected = abs(self._statistic) >= self.z_warning
@@ -98,8 +103,8 @@ class LabelRateShift(DriftDetector):
     @property
     def rates(self) -> tuple[float | None, float | None]:
         """(recent like-rate, reference like-rate); None while a block is empty."""
-        recent = sum(self._recent) / len(self._recent) if self._recent else None
-        ref = sum(self._reference) / len(self._reference) if self._reference else None
+        recent = self._recent_hits / len(self._recent) if self._recent else None
+        ref = self._reference_hits / len(self._reference) if self._reference else None
         return recent, ref
 
 
