@@ -69,9 +69,10 @@ def make_sample(
 
 @dataclass(slots=True)
 class _UserState:
-    """The newest interactions of one user as (item_id, label, event_id) entries."""
+    """The newest interactions of one user: (item_id, label) pairs and their event ids."""
 
-    entries: list[tuple[str, int, str]] = field(default_factory=list)
+    pairs: list[tuple[str, int]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
 
 class HistoryTracker:
@@ -110,13 +111,13 @@ class HistoryTracker:
         state = self._users.get(user_id)
         if state is None:
             return ()
-        return tuple((item, label) for item, label, _ in state.entries[-self.length :])
+        return tuple(state.pairs[-self.length :])
 
     def is_duplicate(self, interaction: Interaction) -> bool:
         """Whether this event id is already among the user's remembered events."""
         state = self._users.get(interaction.user_id)
         key = interaction.key()
-        return state is not None and any(event == key for _, _, event in state.entries)
+        return state is not None and key in state.events
 
     def observe(self, interaction: Interaction) -> Sample | None:
         """Build the sample from the history before ``interaction``, then record it.
@@ -128,8 +129,10 @@ class HistoryTracker:
             return None
         state = self._users.setdefault(interaction.user_id, _UserState())
         sample = make_sample(interaction, self.history(interaction.user_id), self.length)
-        state.entries.append((interaction.item_id, int(interaction.label), interaction.key()))
-        del state.entries[: -self.keep]
+        state.pairs.append((interaction.item_id, int(interaction.label)))
+        state.events.append(interaction.key())
+        if len(state.events) > self.keep:
+            del state.pairs[0], state.events[0]
         return sample
 
     def observe_many(self, interactions: Iterable[Interaction]) -> list[Sample]:
@@ -144,7 +147,9 @@ class HistoryTracker:
     def to_state(self, user_id: str) -> list[list[str | int]]:
         """JSON-able state of one user: ``[[item_id, label, event_id], ...]`` oldest first."""
         state = self._users.get(user_id)
-        return [] if state is None else [[i, lab, e] for i, lab, e in state.entries]
+        if state is None:
+            return []
+        return [[i, lab, e] for (i, lab), e in zip(state.pairs, state.events, strict=True)]
 
     def set_state(self, user_id: str, state: Sequence[Sequence[str | int]]) -> None:
         """Replace one user's state with what :meth:`to_state` returned."""
@@ -156,7 +161,8 @@ class HistoryTracker:
                     " (expected [item_id, 0|1, event_id])"
                 )
             entries.append((str(entry[0]), int(entry[1]), str(entry[2])))
-        self._users[user_id] = _UserState(entries[-self.keep :])
+        kept = entries[-self.keep :]
+        self._users[user_id] = _UserState([(i, lab) for i, lab, _ in kept], [e for *_, e in kept])
 
     @classmethod
     def from_state(
