@@ -1,0 +1,78 @@
+"""Run the stream worker: sample store + processor + faust app + ``/metrics`` server.
+
+``run_worker(settings)`` blocks until SIGINT/SIGTERM. A manual window close is a ``POST`` to
+``http://127.0.0.1:<worker_web_port>/lsat/windows/close`` (``Authorization: Bearer <admin
+token>`` when one is configured); ``lsat retrain --now`` does that for you.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from lsat.settings import Settings
+from stream.app import build_app
+from stream.metrics import MetricsServer, StreamMetrics, lag_messages
+from stream.processor import StreamProcessor
+from stream.store import SampleStore
+
+__all__ = ["CLOSE_WINDOW_PATH", "LAG_INTERVAL_S", "build_worker", "run_worker"]
+
+log = logging.getLogger(__name__)
+CLOSE_WINDOW_PATH = "/lsat/windows/close"
+LAG_INTERVAL_S = 2.0
+
+
+def build_worker(
+    settings: Settings, store: SampleStore | None = None, metrics: StreamMetrics | None = None
+) -> tuple[Any, StreamProcessor]:
+    """The faust app wired to a :class:`StreamProcessor` (state restored from the store)."""
+    store = store or SampleStore(settings.db_url)
+    processor = StreamProcessor(settings, store, metrics)
+    app = build_app(settings, processor)
+    send_all = app.lsat_send_all
+    token = settings.admin_token
+
+    @app.page(CLOSE_WINDOW_PATH)
+    class CloseWindow(View):
+        async def post(self, request: Request) -> Response:
+            if token and request.headers.get("Authorization") != f"Bearer {token}":
+                return self.json({"error": "bad or missing admin token"}, status=401)
+            messages = processor.close_now()
+            await send_all(messages)
+            closed = [json.loads(m.value)["window_id"] for m in messages]
+            return self.json({"closed": closed, "open_window": processor.state.window.window_id})
+
+    @app.timer(LAG_INTERVAL_S)
+    async def export_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            position = processor.positions.get((tp.topic, tp.partition))
+            lag = lag_messages(consumer.highwater(tp), position)
+            processor.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                lag
+            )
+
+    return app, processor
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
+    """Start the metrics server and the faust worker; returns when the worker stops."""
+    metrics = StreamMetrics()
+    server = MetricsServer(metrics, settings.stream.metrics_port, settings.bind_host).start()
+    log.info("metrics on http://%s:%d/metrics", settings.bind_host, server.port)
+    store = SampleStore(settings.db_url)
+    app, _ = build_worker(settings, store, metrics)
+    try:
+        worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        server.stop()
+        store.close()
+    return 0
