@@ -99,7 +99,17 @@ class SampleStore:
     def ingest_many(self, items: Sequence[IngestItem]) -> list[bool]:
         """Store several interactions in one transaction; per item, whether it was new."""
         with self.transaction() as tx:
-            return [tx.commit_event(item) for item in items]
+            existing = tx.existing_event_ids(item.interaction.key() for item in items)
+            new: list[IngestItem] = []
+            results = []
+            for item in items:
+                key = item.interaction.key()
+                results.append(key not in existing)
+                if key not in existing:
+                    existing.add(key)
+                    new.append(item)
+            tx.add_events(new)
+            return results
 
     def commit_event(
         self,

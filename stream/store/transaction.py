@@ -8,11 +8,11 @@ is saved once at the end. Everything commits together, or nothing does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,55 +38,100 @@ class StoreTransaction:
         self._dialect = dialect
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
 
-    def commit_event(self, item: IngestItem, closures: tuple[WindowClosure, ...] = ()) -> bool:
-        """Insert the interaction; if new, its sample, window count and closures. New?"""
-        it, source = item.interaction, item.source
-        event_id = it.key()
-        partition = source.partition if source else None
-        offset = source.offset if source else None
-        inserted = self.session.execute(
-            self._insert(InteractionRow)
-            .values(
-                event_id=event_id,
-                user_id=it.user_id,
-                item_id=it.item_id,
-                timestamp=it.timestamp,
-                label=it.label,
-                rating=it.rating,
-                source_partition=partition,
-                source_offset=offset,
-                inserted_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(InteractionRow.id)
-        )
-        if inserted.scalar_one_or_none() is None:
-            return False
-        sample = item.sample
-        if sample is not None:
-            self.session.execute(
-                insert(SampleRow).values(
-                    event_id=event_id,
-                    user_id=sample.user_id,
-                    item_id=sample.item_id,
-                    timestamp=sample.timestamp,
-                    label=sample.label,
-                    history={
-                        "item_ids": list(sample.history_item_ids),
-                        "labels": list(sample.history_labels),
-                    },
-                    window_id=item.window_id,
-                    late=item.late,
-                    source_partition=partition,
-                    source_offset=offset,
-                    inserted_at=datetime.now(UTC),
+    def existing_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of ``event_ids`` are already stored (one query per 500 ids)."""
+        wanted = list(dict.fromkeys(event_ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found.update(
+                self.session.scalars(
+                    select(InteractionRow.event_id).where(InteractionRow.event_id.in_(chunk))
                 )
             )
-            if item.window_id is not None:
-                self._count_into_window(item.window_id, sample.timestamp)
+        return found
+
+    def commit_event(self, item: IngestItem, closures: tuple[WindowClosure, ...] = ()) -> bool:
+        """Insert one interaction (with its sample, window count and closures) unless stored."""
+        if self.existing_event_ids([item.interaction.key()]):
+            return False
+        self.add_events([item])
         for closure in closures:
             self.close_window(closure)
         return True
+
+    def add_events(self, items: Sequence[IngestItem]) -> None:
+        """Bulk-insert new interactions and their samples, and count samples into windows.
+
+        The caller has checked the ids with :meth:`existing_event_ids` (the worker is the only
+        writer of its partitions); ``ON CONFLICT DO NOTHING`` keeps a racing duplicate out.
+        """
+        if not items:
+            return
+        now = datetime.now(UTC)
+        interactions, samples = [], []
+        windows: dict[int, list[int]] = {}
+        for item in items:
+            it, source = item.interaction, item.source
+            partition = source.partition if source else None
+            offset = source.offset if source else None
+            event_id = it.key()
+            interactions.append(
+                {
+                    "event_id": event_id,
+                    "user_id": it.user_id,
+                    "item_id": it.item_id,
+                    "timestamp": it.timestamp,
+                    "label": it.label,
+                    "rating": it.rating,
+                    "source_partition": partition,
+                    "source_offset": offset,
+                    "inserted_at": now,
+                }
+            )
+            sample = item.sample
+            if sample is None:
+                continue
+            samples.append(
+                {
+                    "event_id": event_id,
+                    "user_id": sample.user_id,
+                    "item_id": sample.item_id,
+                    "timestamp": sample.timestamp,
+                    "label": sample.label,
+                    "history": {
+                        "item_ids": list(sample.history_item_ids),
+                        "labels": list(sample.history_labels),
+                    },
+                    "window_id": item.window_id,
+                    "late": item.late,
+                    "source_partition": partition,
+                    "source_offset": offset,
+                    "inserted_at": now,
+                }
+            )
+            if item.window_id is not None:
+                windows.setdefault(item.window_id, []).append(sample.timestamp)
+        conn = self.session.connection()
+        conn.execute(
+            self._insert(InteractionRow.__table__).on_conflict_do_nothing(
+                index_elements=["event_id"]
+            ),
+            interactions,
+        )
+        if samples:
+            conn.execute(
+                self._insert(SampleRow.__table__).on_conflict_do_nothing(
+                    index_elements=["event_id"]
+                ),
+                samples,
+            )
+        for window_id, timestamps in windows.items():
+            row = self._window_row(window_id)
+            row.count += len(timestamps)
+            low, high = min(timestamps), max(timestamps)
+            row.start_ts = low if row.start_ts is None else min(row.start_ts, low)
+            row.end_ts = high if row.end_ts is None else max(row.end_ts, high)
 
     def _window_row(self, window_id: int) -> WindowRow:
         row = self.session.get(WindowRow, window_id)
@@ -94,12 +139,6 @@ class StoreTransaction:
             row = WindowRow(id=window_id, status="open", count=0, opened_at=datetime.now(UTC))
             self.session.add(row)
         return row
-
-    def _count_into_window(self, window_id: int, timestamp: int) -> None:
-        row = self._window_row(window_id)
-        row.count += 1
-        row.start_ts = timestamp if row.start_ts is None else min(row.start_ts, timestamp)
-        row.end_ts = timestamp if row.end_ts is None else max(row.end_ts, timestamp)
 
     def open_window(self, window_id: int, start_ts: int | None = None) -> WindowRow:
         """The window row, created open when missing."""
