@@ -1,7 +1,8 @@
 """Engines for the registry (SQLite file/memory or PostgreSQL) and running its migrations.
 
 SQLite is made to take its write lock at ``BEGIN`` (``BEGIN IMMEDIATE``) and to honour
-``SAVEPOINT``, the recipe from SQLAlchemy's pysqlite notes; without it the driver starts
+``SAVEPOINT``, the recipe from SQLAlchemy's pysqlite notes (read-only transactions use a
+plain deferred ``BEGIN`` so readers never wait on writers under WAL); without it the driver starts
 transactions late and savepoints do not nest. PostgreSQL migrations hold an advisory lock so
 processes opening a fresh database at once create the tables exactly once.
 """
@@ -26,12 +27,20 @@ from sqlalchemy.pool import StaticPool
 
 from adapters.registry.migrations import MIGRATIONS_DIR, VERSION_TABLE
 
-__all__ = ["create_registry_engine", "current_revision", "head_revision", "upgrade_to_head"]
+__all__ = [
+    "READ_ONLY_OPTION",
+    "create_registry_engine",
+    "current_revision",
+    "head_revision",
+    "upgrade_to_head",
+]
 
 logger = logging.getLogger(__name__)
 
 _MIGRATION_LOCK_KEY = 0x4C534154_52454731  # "LSATREG1": advisory lock id for migrations
 SQLITE_BUSY_TIMEOUT_S = 60.0
+READ_ONLY_OPTION = "registry_read_only"
+"""Execution option: this transaction only reads (SQLite: ``BEGIN DEFERRED``, no write lock)."""
 
 
 def create_registry_engine(url: str) -> Engine:
@@ -68,7 +77,8 @@ def _make_sqlite_transactional(engine: Engine, *, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def _alembic_config() -> Config:

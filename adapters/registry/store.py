@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.registry import validation as check
 from adapters.registry.base import RegistryStore
-from adapters.registry.engine import create_registry_engine, upgrade_to_head
+from adapters.registry.engine import READ_ONLY_OPTION, create_registry_engine, upgrade_to_head
 from adapters.registry.entities import (
     AdapterKey,
     AdapterVersion,
@@ -103,8 +103,10 @@ class SqlRegistryStore(RegistryStore):
         self.engine.dispose()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
+    def _transaction(self, *, read_only: bool = False) -> Iterator[Session]:
         with self._sessions.begin() as session:
+            if read_only:
+                session.connection(execution_options={READ_ONLY_OPTION: True})
             yield session
 
     # --- versions -------------------------------------------------------------------------
@@ -183,14 +185,14 @@ class SqlRegistryStore(RegistryStore):
         return row
 
     def get(self, kind: str, version: int) -> AdapterVersion:
-        with self._transaction() as session:
+        with self._transaction(read_only=True) as session:
             return _version_entity(self._version_row(session, kind, version))
 
     def latest(self, kind: str, *, status: str | None = None) -> AdapterVersion | None:
         query = select(AdapterVersionRow).where(AdapterVersionRow.kind == check.check_kind(kind))
         if status is not None:
             query = query.where(AdapterVersionRow.status == check.check_status(status))
-        with self._transaction() as session:
+        with self._transaction(read_only=True) as session:
             row = session.scalar(query.order_by(AdapterVersionRow.version.desc()).limit(1))
             return None if row is None else _version_entity(row)
 
@@ -207,7 +209,7 @@ class SqlRegistryStore(RegistryStore):
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise InvalidRegistryValue("limit", limit, "expected an integer >= 1")
             query = query.limit(limit)
-        with self._transaction() as session:
+        with self._transaction(read_only=True) as session:
             return [_version_entity(row) for row in session.scalars(query)]
 
     def reject(self, kind: str, version: int, reason: str) -> AdapterVersion:
@@ -299,20 +301,20 @@ class SqlRegistryStore(RegistryStore):
 
     def resolve(self, alias: str) -> AdapterVersion | None:
         alias = check.check_alias(alias)
-        with self._transaction() as session:
+        with self._transaction(read_only=True) as session:
             pointer = session.get(AliasRow, alias)
             if pointer is None:
                 return None
             return _version_entity(self._version_row(session, pointer.kind, pointer.version))
 
     def aliases(self) -> dict[str, AdapterKey]:
-        with self._transaction() as session:
+        with self._transaction(read_only=True) as session:
             rows = session.scalars(select(AliasRow).order_by(AliasRow.alias))
             return {row.alias: AdapterKey(row.kind, row.version) for row in rows}
 
     def alias_history(self, alias: str) -> builtins.list[AliasChange]:
         alias = check.check_alias(alias)
-        with self._transaction() as session:
+        with self._transaction(read_only=True) as session:
             changes = [_change_entity(row) for row in self._history_rows(session, alias)]
         if not changes:
             raise AliasNotFound(alias=alias)
@@ -398,7 +400,7 @@ class SqlRegistryStore(RegistryStore):
         if window_id is not None:
             window = str(check.check_window_ids(window_id)[0])
             query = query.where(AdapterEvaluationRow.window_id == window)
-        with self._transaction() as session:
+        with self._transaction(read_only=True) as session:
             return [_evaluation_entity(row) for row in session.scalars(query)]
 
 

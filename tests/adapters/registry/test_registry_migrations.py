@@ -3,9 +3,11 @@ version table of its own so another alembic history in the same database is left
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 from adapters.registry import open_registry
 from adapters.registry.engine import (
@@ -85,3 +87,21 @@ def test_another_alembic_history_in_the_same_database_is_left_alone(db_url: str)
             tables = set(inspect(connection).get_table_names())
     assert other == [("stream_0001",)]
     assert tables == REGISTRY_TABLES | {"alembic_version", "stream_samples"}
+
+
+def test_sqlite_reads_take_no_write_lock_and_writes_take_it_at_begin(tmp_path: Path) -> None:
+    with open_registry(f"sqlite:///{tmp_path / 'r.sqlite'}") as store:
+        statements: list[str] = []
+        event.listen(
+            store.engine,
+            "before_cursor_execute",
+            lambda _conn, _cursor, sql, *_args: statements.append(sql),
+        )
+        store.register("short", path="/s1", sha256="1" * 64)
+        writes = [s for s in statements if s.startswith("BEGIN")]
+        statements.clear()
+        store.list()
+        store.resolve("serving-short")
+        reads = [s for s in statements if s.startswith("BEGIN")]
+    assert writes == ["BEGIN IMMEDIATE"]
+    assert reads == ["BEGIN DEFERRED", "BEGIN DEFERRED"]
