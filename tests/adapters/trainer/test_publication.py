@@ -1,0 +1,91 @@
+"""The adapter.versions message: round trip, clear errors, and rebuilding it from aliases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters.publication import (
+    AdapterRef,
+    PublicationError,
+    ServingSet,
+    current_serving_set,
+)
+from adapters.registry import open_registry
+
+SHORT = AdapterRef("short", 2, "/a/short-2", "b" * 64)
+LONG = AdapterRef("long", 1, "/a/long-1", "a" * 64)
+
+
+def _message(**changes: object) -> bytes:
+    payload = json.loads(ServingSet(LONG, SHORT, None, 0.3, None, 4, 10.0).to_json())
+    payload.update(changes)
+    return json.dumps(payload).encode()
+
+
+def test_round_trip_keeps_every_field() -> None:
+    message = ServingSet(LONG, SHORT, None, 0.3, 0.6, 4, 10.0)
+    assert ServingSet.from_json(message.to_json()) == message
+    assert message.keys == {"long": 1, "short": 2}
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1]", "must be an object"),
+        (_message(schema=2), "schema=2"),
+        (_message(alpha=1.5), "alpha=1.5"),
+        (_message(alpha="x"), "alpha='x'"),
+        (_message(window_id="w"), "window_id='w'"),
+        (
+            _message(short={"kind": "long", "version": 1, "path": "/p", "sha256": "a" * 64}),
+            "short.kind",
+        ),
+        (
+            _message(long={"kind": "long", "version": 0, "path": "/p", "sha256": "a" * 64}),
+            "long.version=0",
+        ),
+        (_message(long={"kind": "long", "version": 1, "path": "/p", "sha256": "a"}), "long.sha256"),
+        (_message(long=None, short=None), "at least one adapter"),
+    ],
+)
+def test_bad_message_names_the_bad_value(raw: bytes, named: str) -> None:
+    with pytest.raises(PublicationError, match=named.replace("(", r"\(").replace("[", r"\[")):
+        ServingSet.from_json(raw)
+
+
+@pytest.mark.parametrize("url_kind", ["sqlite", "postgres"])
+def test_current_serving_set_follows_the_aliases(
+    url_kind: str, request: pytest.FixtureRequest, tmp_path: object
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path}/r.db"
+        if url_kind == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    with open_registry(url) as registry:
+        assert current_serving_set(registry) is None
+        short = registry.register(
+            "short", path="/a/s1", sha256="b" * 64, window_id=3, metrics={"alpha": 0.4}
+        )
+        registry.set_alias("serving-short", "short", short.version, reason="t", actor="test")
+        alone = current_serving_set(registry, published_s=1.0)
+        assert alone is not None and alone.long is None and alone.alpha == 0.0
+        assert alone.window_id == 3
+        long = registry.register("long", path="/a/l1", sha256="a" * 64, trigger="bootstrap")
+        registry.set_alias("serving-long", "long", long.version, reason="t", actor="test")
+        merged = registry.register(
+            "merged",
+            path="/a/m1",
+            sha256="c" * 64,
+            metrics={"merge_weight": 0.7},
+            parents=[long.key, short.key],
+        )
+        registry.set_alias("serving-merged", "merged", merged.version, reason="t", actor="test")
+        both = current_serving_set(registry, published_s=2.0)
+        assert both is not None
+        assert (both.alpha, both.merge_weight) == (0.4, 0.7)
+        assert both.keys == {"long": 1, "short": 1, "merged": 1}
+        assert both.merged == AdapterRef("merged", 1, "/a/m1", "c" * 64)
