@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["KafkaSettings", "Settings", "StreamSettings", "TopicNames"]
+__all__ = ["KafkaSettings", "Settings", "StreamSettings", "TopicNames", "TrainerSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,34 @@ class StreamSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TrainerSettings:
+    """The trainer (``lsat trainer``): promotion margin, long-adapter policy, training knobs.
+
+    ``margin``: a new short adapter is promoted unless its combined validation AUC is worse than
+    the serving combination's by more than this. ``long_refresh_every_windows`` (``None`` = never)
+    and ``long_refresh_on_drift`` decide when the long adapter is retrained on recent windows.
+    ``layers``: LoRA on the top N layers only (``None`` = all).
+    """
+
+    margin: float = 0.01
+    group_id: str = "lsat-trainer"
+    epochs: int = 1
+    layers: int | None = 4
+    batch_size: int = 8
+    lr: float = 1e-3
+    max_samples_per_window: int = 2000
+    validation_fraction: float = 0.1
+    max_train_seconds: float | None = None
+    bf16: bool = False
+    merge: bool = True
+    long_bootstrap_windows: int = 10
+    long_refresh_every_windows: int | None = None
+    long_refresh_on_drift: bool = False
+    metrics_port: int = 9109
+    max_poll_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Top-level configuration; ``home`` holds caches, artifacts and the default SQLite file."""
 
@@ -68,6 +96,7 @@ class Settings:
     bind_host: str = "127.0.0.1"
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
 
     @property
     def cache_dir(self) -> Path:
@@ -121,6 +150,21 @@ class Settings:
             drift_detection=env.get("LSAT_DRIFT_DETECTION", "1").lower()
             not in ("0", "false", "no"),
         )
+        layers = env.get("LSAT_TRAINER_LAYERS", "4")
+        refresh = env.get("LSAT_TRAINER_LONG_REFRESH_WINDOWS")
+        trainer = TrainerSettings(
+            margin=float(env.get("LSAT_TRAINER_MARGIN", "0.01")),
+            group_id=env.get("LSAT_TRAINER_GROUP", "lsat-trainer"),
+            epochs=int(env.get("LSAT_TRAINER_EPOCHS", "1")),
+            layers=int(layers) if layers and layers.lower() != "all" else None,
+            max_samples_per_window=int(env.get("LSAT_TRAINER_MAX_SAMPLES", "2000")),
+            bf16=env.get("LSAT_TRAINER_BF16", "0").lower() in ("1", "true", "yes"),
+            long_bootstrap_windows=int(env.get("LSAT_TRAINER_LONG_WINDOWS", "10")),
+            long_refresh_every_windows=int(refresh) if refresh else None,
+            long_refresh_on_drift=env.get("LSAT_TRAINER_LONG_REFRESH_ON_DRIFT", "0").lower()
+            in ("1", "true", "yes"),
+            metrics_port=int(env.get("LSAT_TRAINER_METRICS_PORT", "9109")),
+        )
         return cls(
             home=Path(env.get("LSAT_HOME", ".lsat")),
             database_url=env.get("LSAT_DATABASE_URL") or None,
@@ -130,4 +174,5 @@ class Settings:
             bind_host=env.get("LSAT_BIND_HOST", "127.0.0.1"),
             kafka=kafka,
             stream=stream,
+            trainer=trainer,
         )
