@@ -18,12 +18,6 @@ import numpy as np
 from rich.console import Console
 
 from adapters.combine import choose_alpha, choose_merge_weight, ensemble
-from adapters.experiment.baselines import (
-    ItemLikeRate,
-    LikeRateSum,
-    MatrixFactorization,
-    UserLikeRate,
-)
 from adapters.experiment.config import ExperimentConfig
 from adapters.experiment.report import PeriodResult
 from adapters.experiment.state import RunState, TrainRecord
@@ -41,12 +35,19 @@ from lsat.evaluation import auc, logloss
 __all__ = ["PERSISTENT_ROLES", "PeriodRunner"]
 
 PERSISTENT_ROLES = ("static", "long", "finetune")
-_BASELINES: dict[str, Callable[[int], Any]] = {
-    "user-rate": lambda seed: UserLikeRate(),
-    "item-rate": lambda seed: ItemLikeRate(),
-    "rate-sum": lambda seed: LikeRateSum(),
-    "mf": lambda seed: MatrixFactorization(seed=seed),
-}
+
+
+def _make_baseline(strategy: str, seed: int) -> Any:
+    """A fresh non-LLM baseline model for ``strategy`` (``learn_many`` / ``predict_many``)."""
+    from adapters.experiment import baselines
+
+    factories: dict[str, Callable[[], Any]] = {
+        "user-rate": baselines.UserLikeRate,
+        "item-rate": baselines.ItemLikeRate,
+        "rate-sum": baselines.LikeRateSum,
+        "mf": lambda: baselines.MatrixFactorization(seed=seed),
+    }
+    return factories[strategy]()
 
 
 def _labels(samples: Sequence[Sample]) -> np.ndarray:
@@ -210,13 +211,13 @@ class PeriodRunner:
             return _safe_auc(val_labels, self.rec.score(name, validation))
 
         choice = choose_merge_weight(validation_auc, grid=self.config.merge_grid)
-        best = f"p{t:02d}_merge_{tag}_{round(choice.weight * 100):03d}"
-        if best not in made:
-            validation_auc(choice.weight)
+        best = f"p{t:02d}_merge_{tag}_{round(choice.alpha * 100):03d}"
+        if best not in made:  # every candidate was undefined: the default weight
+            validation_auc(choice.alpha)
         scores = self.rec.score(best, test)
         for name in made:
             self.rec.delete_adapter(name)
-        return _Scores(scores, choice.weight, time.perf_counter() - started)
+        return _Scores(scores, choice.alpha, time.perf_counter() - started)
 
     # -- baselines ----------------------------------------------------------------------
     def baseline_scores(self, t: int) -> tuple[dict[str, _Scores], dict[str, tuple[int, float]]]:
@@ -229,7 +230,7 @@ class PeriodRunner:
             if strategy not in BASELINE_STRATEGIES:
                 continue
             started = time.perf_counter()
-            model = _BASELINES[strategy](self.config.seed).learn_many(history)
+            model = _make_baseline(strategy, self.config.seed).learn_many(history)
             seconds = time.perf_counter() - started
             scores[strategy] = _Scores(np.asarray(model.predict_many(test), dtype=float))
             costs[strategy] = (len(history), seconds)
@@ -268,7 +269,7 @@ class PeriodRunner:
                 }
                 samples = sum(r.train_samples for r in records.values())
                 seconds = sum(r.seconds for r in records.values())
-            p = np.clip(result.test, 1e-7, 1 - 1e-7)
+            p = np.asarray(result.test, dtype=float)
             rows.append(
                 PeriodResult(
                     strategy=strategy,
@@ -297,7 +298,13 @@ class PeriodRunner:
             target = adapter_dir / name
             if target.exists():  # left by an interrupted attempt at this period
                 shutil.rmtree(target)
-            metadata = {"experiment_period": t, "roles": _roles_of_adapter(self.state.roles, name)}
+            roles = _roles_of_adapter(self.state.roles, name)
+            metadata = {
+                "base_model": self.config.base_model,
+                "kind": "long" if "long" in roles else "short",
+                "window": {"experiment_period": t},
+                "experiment_roles": roles,
+            }
             path = self.rec.save_adapter(name, target, metadata)
             self.state.saved[name] = str(Path(path).relative_to(self.out_dir))
         stale = {name: rel for name, rel in self.state.saved.items() if name not in keep}

@@ -157,15 +157,17 @@ def format_metric(value: float, digits: int = 4) -> str:
 
 _SUMMARY_COLUMNS = (
     ("strategy", "strategy", None),
-    ("periods", "periods", None),
+    ("periods", "n", None),
     ("auc", "AUC", 4),
-    ("warm_auc", "warm AUC", 4),
-    ("cold_auc", "cold AUC", 4),
+    ("warm_auc", "warm", 4),
+    ("cold_auc", "cold", 4),
     ("logloss", "logloss", 4),
-    ("train_samples", "train samples/update", 0),
-    ("train_seconds", "train s/update", 1),
-    ("mix", "α / weight", 2),
+    ("train_samples", "samples", 0),
+    ("train_seconds", "train s", 1),
+    ("mix", "α/w", 2),
 )
+"""(attribute, header, digits): samples and seconds are per update (shared adapters counted
+for each strategy using them), α/w the mean ensemble α or long merge weight."""
 
 
 def _summary_cells(summary: StrategySummary) -> list[str]:
@@ -193,7 +195,7 @@ def summary_markdown(summaries: Sequence[StrategySummary], title: str = "") -> s
 
 def render_summary_table(summaries: Sequence[StrategySummary], title: str = "") -> Table:
     """The summary as a ``rich`` table (print it with ``rich.console.Console().print``)."""
-    table = Table(title=title or None)
+    table = Table(title=title or None, caption="means over the averaged test periods")
     for attr, label, _ in _SUMMARY_COLUMNS:
         table.add_column(label, justify="left" if attr == "strategy" else "right")
     best = max((s.auc for s in summaries if math.isfinite(s.auc)), default=NAN)

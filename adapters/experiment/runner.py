@@ -107,7 +107,7 @@ def run_experiment(
     """
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
-    state = open_state(out_dir, config.to_dict())
+    state = open_state(out_dir, config.to_dict() | {"base_model_loaded": base.name})
     dataset, periods = prepare_periods(config, cache_dir)
     titles = {item_id: item.title for item_id, item in dataset.items.items()}
     recommender = LoraRecommender(
