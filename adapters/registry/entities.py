@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +21,7 @@ __all__ = [
     "AliasChange",
     "Evaluation",
     "WindowId",
+    "served_stack",
 ]
 
 ADAPTER_KINDS: tuple[str, ...] = ("long", "short", "merged")
@@ -105,3 +106,24 @@ class Evaluation:
     logloss: float | None
     n: int
     recorded_at: datetime
+
+
+def served_stack(history: Iterable[tuple[str, AdapterKey]]) -> list[AdapterKey]:
+    """Replay an alias's log of ``(action, target)``: ``set`` pushes, ``rollback`` pops.
+
+    The top is what the alias serves; a rollback restores the entry below it, so rolling back
+    twice goes two steps back, and a ``set`` after a rollback starts a new branch.
+
+    >>> v = [AdapterKey("short", n) for n in range(4)]
+    >>> served_stack([("set", v[1]), ("set", v[2]), ("set", v[3]), ("rollback", v[2])])
+    [AdapterKey(kind='short', version=1), AdapterKey(kind='short', version=2)]
+    """
+    stack: list[AdapterKey] = []
+    for action, target in history:
+        if action == "rollback":
+            if len(stack) < 2 or stack[-2] != target:
+                raise ValueError(f"inconsistent alias log: rollback to {target} after {stack}")
+            stack.pop()
+        else:
+            stack.append(target)
+    return stack

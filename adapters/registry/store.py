@@ -43,6 +43,7 @@ from adapters.registry.entities import (
     AliasChange,
     Evaluation,
     WindowId,
+    served_stack,
 )
 from adapters.registry.errors import (
     AdapterVersionInUse,
@@ -54,6 +55,7 @@ from adapters.registry.errors import (
     VersionAllocationFailed,
     VersionRejected,
 )
+from adapters.registry.mapping import change_entity, evaluation_entity, version_entity
 from adapters.registry.models import (
     AdapterEvaluationRow,
     AdapterVersionRow,
@@ -157,7 +159,7 @@ class SqlRegistryStore(RegistryStore):
                     )
                     time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
                     continue
-                return _version_entity(row)
+                return version_entity(row)
         raise VersionAllocationFailed(kind=values["kind"], attempts=self.max_attempts)
 
     def _next_version(self, session: Session, kind: str) -> int:
@@ -186,7 +188,7 @@ class SqlRegistryStore(RegistryStore):
 
     def get(self, kind: str, version: int) -> AdapterVersion:
         with self._transaction(read_only=True) as session:
-            return _version_entity(self._version_row(session, kind, version))
+            return version_entity(self._version_row(session, kind, version))
 
     def latest(self, kind: str, *, status: str | None = None) -> AdapterVersion | None:
         query = select(AdapterVersionRow).where(AdapterVersionRow.kind == check.check_kind(kind))
@@ -194,7 +196,7 @@ class SqlRegistryStore(RegistryStore):
             query = query.where(AdapterVersionRow.status == check.check_status(status))
         with self._transaction(read_only=True) as session:
             row = session.scalar(query.order_by(AdapterVersionRow.version.desc()).limit(1))
-            return None if row is None else _version_entity(row)
+            return None if row is None else version_entity(row)
 
     def list(
         self, kind: str | None = None, status: str | None = None, limit: int | None = None
@@ -210,7 +212,7 @@ class SqlRegistryStore(RegistryStore):
                 raise InvalidRegistryValue("limit", limit, "expected an integer >= 1")
             query = query.limit(limit)
         with self._transaction(read_only=True) as session:
-            return [_version_entity(row) for row in session.scalars(query)]
+            return [version_entity(row) for row in session.scalars(query)]
 
     def reject(self, kind: str, version: int, reason: str) -> AdapterVersion:
         return self._set_status(kind, version, "rejected", check.check_text("reason", reason))
@@ -234,7 +236,7 @@ class SqlRegistryStore(RegistryStore):
             if serving:
                 raise AdapterVersionInUse(kind=kind, version=version, aliases=tuple(serving))
             row.status, row.status_reason = status, reason
-            return _version_entity(row)
+            return version_entity(row)
 
     # --- aliases --------------------------------------------------------------------------
 
@@ -297,7 +299,7 @@ class SqlRegistryStore(RegistryStore):
         )
         session.add(history)
         session.flush()
-        return _change_entity(history)
+        return change_entity(history)
 
     def resolve(self, alias: str) -> AdapterVersion | None:
         alias = check.check_alias(alias)
@@ -305,7 +307,7 @@ class SqlRegistryStore(RegistryStore):
             pointer = session.get(AliasRow, alias)
             if pointer is None:
                 return None
-            return _version_entity(self._version_row(session, pointer.kind, pointer.version))
+            return version_entity(self._version_row(session, pointer.kind, pointer.version))
 
     def aliases(self) -> dict[str, AdapterKey]:
         with self._transaction(read_only=True) as session:
@@ -315,7 +317,7 @@ class SqlRegistryStore(RegistryStore):
     def alias_history(self, alias: str) -> builtins.list[AliasChange]:
         alias = check.check_alias(alias)
         with self._transaction(read_only=True) as session:
-            changes = [_change_entity(row) for row in self._history_rows(session, alias)]
+            changes = [change_entity(row) for row in self._history_rows(session, alias)]
         if not changes:
             raise AliasNotFound(alias=alias)
         return changes
@@ -335,7 +337,10 @@ class SqlRegistryStore(RegistryStore):
             current = self._lock_alias(session, alias)
             if current is None:
                 raise AliasNotFound(alias=alias)
-            stack = served_stack(self._history_rows(session, alias))
+            stack = served_stack(
+                (row.action, AdapterKey(row.kind, row.version))
+                for row in self._history_rows(session, alias)
+            )
             if len(stack) < 2:
                 raise NoPreviousTarget(alias=alias)
             target = stack[-2]
@@ -344,7 +349,7 @@ class SqlRegistryStore(RegistryStore):
                 raise VersionRejected(kind=row.kind, version=row.version, reason=row.status_reason)
             previous = AdapterKey(current.kind, current.version)
             self._move_alias(session, alias, current, target, previous, "rollback", actor, reason)
-            return _version_entity(row)
+            return version_entity(row)
 
     # --- evaluations ----------------------------------------------------------------------
 
@@ -359,9 +364,9 @@ class SqlRegistryStore(RegistryStore):
     ) -> Evaluation:
         window = str(check.check_window_ids(window_id)[0])
         values = {
-            "auc": _check_metric("auc", auc, upper=1.0),
-            "logloss": _check_metric("logloss", logloss, upper=math.inf),
-            "n": _check_count("n", n),
+            "auc": check.check_score("auc", auc, upper=1.0),
+            "logloss": check.check_score("logloss", logloss, upper=math.inf),
+            "n": check.check_count("n", n),
         }
         with self._transaction() as session:
             self._version_row(session, kind, version)
@@ -383,7 +388,7 @@ class SqlRegistryStore(RegistryStore):
                 else:
                     _assign(row, values, recorded_at=utc_now())
                     session.flush()
-                return _evaluation_entity(row)
+                return evaluation_entity(row)
             raise AssertionError("unreachable: evaluation row neither inserted nor found")
 
     def evaluations(
@@ -401,80 +406,9 @@ class SqlRegistryStore(RegistryStore):
             window = str(check.check_window_ids(window_id)[0])
             query = query.where(AdapterEvaluationRow.window_id == window)
         with self._transaction(read_only=True) as session:
-            return [_evaluation_entity(row) for row in session.scalars(query)]
-
-
-def served_stack(history: Iterable[AliasHistoryRow]) -> builtins.list[AdapterKey]:
-    """Replay an alias's log: ``set`` pushes its target, ``rollback`` pops the top one."""
-    stack: builtins.list[AdapterKey] = []
-    for change in history:
-        if change.action == "rollback":
-            stack.pop()
-        else:
-            stack.append(AdapterKey(change.kind, change.version))
-    return stack
-
-
-def _check_metric(name: str, value: float | None, *, upper: float) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidRegistryValue(name, value, "expected a finite number or None")
-    if not 0.0 <= value <= upper:
-        raise InvalidRegistryValue(name, value, f"expected a value in [0, {upper}]")
-    return float(value)
-
-
-def _check_count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRegistryValue(name, value, "expected an integer >= 0")
-    return value
+            return [evaluation_entity(row) for row in session.scalars(query)]
 
 
 def _assign(row: object, values: Mapping[str, Any], **extra: Any) -> None:
     for name, value in {**values, **extra}.items():
         setattr(row, name, value)
-
-
-def _version_entity(row: AdapterVersionRow) -> AdapterVersion:
-    return AdapterVersion(
-        kind=row.kind,
-        version=row.version,
-        path=row.path,
-        sha256=row.sha256,
-        status=row.status,
-        created_at=row.created_at,
-        status_reason=row.status_reason,
-        trigger=row.trigger,
-        window_ids=tuple(row.window_ids),
-        parents=tuple(AdapterKey(p["kind"], int(p["version"])) for p in row.parents),
-        metrics=dict(row.metrics),
-    )
-
-
-def _change_entity(row: AliasHistoryRow) -> AliasChange:
-    previous = None
-    if row.previous_kind is not None and row.previous_version is not None:
-        previous = AdapterKey(row.previous_kind, row.previous_version)
-    return AliasChange(
-        id=row.id,
-        alias=row.alias,
-        action="rollback" if row.action == "rollback" else "set",
-        target=AdapterKey(row.kind, row.version),
-        previous=previous,
-        actor=row.actor,
-        reason=row.reason,
-        changed_at=row.changed_at,
-    )
-
-
-def _evaluation_entity(row: AdapterEvaluationRow) -> Evaluation:
-    return Evaluation(
-        kind=row.kind,
-        version=row.version,
-        window_id=row.window_id,
-        auc=row.auc,
-        logloss=row.logloss,
-        n=row.n,
-        recorded_at=row.recorded_at,
-    )

@@ -24,10 +24,12 @@ from adapters.registry.errors import InvalidRegistryValue
 
 __all__ = [
     "check_alias",
+    "check_count",
     "check_kind",
     "check_metrics",
     "check_parents",
     "check_path",
+    "check_score",
     "check_sha256",
     "check_status",
     "check_text",
@@ -155,3 +157,21 @@ def _check_json(path: str, value: object) -> None:
         raise InvalidRegistryValue(path, value, "must be a finite number")
     elif value is not None and not isinstance(value, str | int | float | bool):
         raise InvalidRegistryValue(path, value, "not a JSON value")
+
+
+def check_score(name: str, value: object, *, upper: float) -> float | None:
+    """``None`` or a finite number in ``[0, upper]`` (AUC: upper 1; logloss: upper inf)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidRegistryValue(name, value, "expected a finite number or None")
+    if not 0.0 <= value <= upper:
+        raise InvalidRegistryValue(name, value, f"expected a value in [0, {upper}]")
+    return float(value)
+
+
+def check_count(name: str, value: object) -> int:
+    """An integer >= 0 (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRegistryValue(name, value, "expected an integer >= 0")
+    return value

@@ -13,6 +13,7 @@ from adapters.registry import (
     SqlRegistryStore,
     VersionRejected,
 )
+from adapters.registry.entities import served_stack
 
 
 def register_shorts(registry: SqlRegistryStore, count: int) -> None:
@@ -147,3 +148,39 @@ def test_any_alias_name_may_point_at_any_kind(registry: SqlRegistryStore) -> Non
     registry.set_alias("canary.eu-1", "merged", 1, reason="r", actor="t")
     registry.set_alias("serving-experimental", "short", 1, reason="r", actor="t")
     assert set(registry.aliases()) == {"canary.eu-1", "serving-experimental"}
+
+
+V = [AdapterKey("short", n) for n in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        ([], []),
+        ([("set", V[1])], [V[1]]),
+        ([("set", V[1]), ("set", V[2]), ("rollback", V[1])], [V[1]]),
+        (
+            [("set", V[1]), ("set", V[2]), ("set", V[3]), ("rollback", V[2]), ("rollback", V[1])],
+            [V[1]],
+        ),
+        ([("set", V[1]), ("set", V[2]), ("rollback", V[1]), ("set", V[4])], [V[1], V[4]]),
+        ([("set", V[1]), ("set", V[1])], [V[1], V[1]]),
+    ],
+)
+def test_served_stack_replays_the_log(
+    log: list[tuple[str, AdapterKey]], expected: list[AdapterKey]
+) -> None:
+    assert served_stack(log) == expected
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        [("rollback", V[1])],
+        [("set", V[1]), ("rollback", V[1])],
+        [("set", V[1]), ("set", V[2]), ("rollback", V[3])],
+    ],
+)
+def test_served_stack_refuses_an_inconsistent_log(log: list[tuple[str, AdapterKey]]) -> None:
+    with pytest.raises(ValueError, match="inconsistent alias log"):
+        served_stack(log)
