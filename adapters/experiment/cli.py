@@ -137,11 +137,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         from adapters.base_model import load_base_model
         from adapters.experiment.runner import run_experiment
 
-        base = load_base_model(config.base_model, cache_dir=settings.cache_dir)
         run_experiment(
             config,
             args.out,
-            base=base,
+            base=lambda: load_base_model(config.base_model, cache_dir=settings.cache_dir),
             cache_dir=settings.cache_dir,
             console=console,
             progress=not args.no_progress,

@@ -93,7 +93,7 @@ def run_experiment(
     config: ExperimentConfig,
     out_dir: Path,
     *,
-    base: BaseLM,
+    base: BaseLM | Callable[[], BaseLM],
     cache_dir: Path | None = None,
     console: Console | None = None,
     progress: bool = True,
@@ -101,14 +101,17 @@ def run_experiment(
 ) -> ExperimentResult:
     """Run (or resume) the experiment into ``out_dir``; writes CSVs, summary and plot.
 
-    ``on_period_done(t)`` is called after update period t is saved (tests use it to
-    simulate an interruption). Raises :class:`ConfigMismatchError` when ``out_dir`` holds a
-    run with another configuration.
+    ``base`` is the base LM or a function loading it (called once the configuration and the
+    dataset have been checked, so bad input fails fast). ``on_period_done(t)`` is called after
+    update period t is saved (tests use it to simulate an interruption). Raises
+    :class:`ConfigMismatchError` when ``out_dir`` holds a run with another configuration.
     """
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
-    state = open_state(out_dir, config.to_dict() | {"base_model_loaded": base.name})
+    state = open_state(out_dir, config.to_dict())
     dataset, periods = prepare_periods(config, cache_dir)
+    if not isinstance(base, BaseLM):  # a loader: called once the config and data are known good
+        base = base()
     titles = {item_id: item.title for item_id, item in dataset.items.items()}
     recommender = LoraRecommender(
         base,

@@ -85,7 +85,7 @@ def test_complete_run_writes_every_output(ml100k_dir: Path, base: BaseLM, tmp_pa
     assert per_period == {1: 1, 2: 3, 3: 3}
     # only the adapters later periods need are kept on disk: static, long, fine-tuned
     kept = sorted(p.name for p in (tmp_path / "adapters").iterdir())
-    state = open_state(tmp_path, config.to_dict() | {"base_model_loaded": base.name})
+    state = open_state(tmp_path, config.to_dict())
     assert kept == sorted(set(state.saved))
     assert set(state.roles) == {"static", "long", "finetune"}
 
@@ -105,7 +105,7 @@ def test_resume_redoes_no_finished_period(ml100k_dir: Path, base: BaseLM, tmp_pa
 
     assert resumed.skipped_periods == [1, 2]
     assert {r.period for r in resumed.trained} == {3}
-    state = open_state(out, config.to_dict() | {"base_model_loaded": base.name})
+    state = open_state(out, config.to_dict())
     logged = [(r.period, r.adapter) for r in state.train_log]
     assert len(logged) == len(set(logged))  # nothing trained twice
     assert logged == [(r.period, r.adapter) for r in reference.trained]
