@@ -10,6 +10,7 @@ import multiprocessing
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -117,3 +118,22 @@ def test_allocation_gives_up_after_max_attempts_and_the_store_stays_usable(
         monkeypatch.undo()
         assert store.register("long", path="/l2", sha256="2" * 64).version == 2
         assert [v.version for v in store.list(kind="long")] == [2, 1]
+
+
+def test_concurrent_moves_of_one_alias_form_one_unbroken_chain(registry: SqlRegistryStore) -> None:
+    for index in range(THREADS):
+        registry.register("short", path=f"/s{index}", sha256=f"{index:064x}")
+    start = threading.Barrier(THREADS)
+
+    def move(version: int) -> None:
+        start.wait()
+        registry.set_alias("candidate", "short", version, reason=f"v{version}", actor="t")
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(move, range(1, THREADS + 1)))
+    history = registry.alias_history("candidate")
+    assert sorted(change.target.version for change in history) == list(range(1, THREADS + 1))
+    assert history[0].previous is None
+    for before, after in pairwise(history):
+        assert after.previous == before.target  # no writer saw a stale current target
+    assert registry.resolve("candidate").key == history[-1].target  # type: ignore[union-attr]
