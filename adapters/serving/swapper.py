@@ -1,0 +1,235 @@
+"""Hot swap: load a published serving set under fresh names, verify it, swap, then clean up.
+
+:class:`AdapterSwapper` applies one :class:`~adapters.publication.ServingSet`: adapters already
+loaded with the same version and sha256 are reused, new ones are read with
+:func:`adapters.artifacts.load_adapter` (sha256 + finite checks), checked against the message's
+sha256, loaded under a fresh name and probed with one prompt (the score must be finite). Only
+then is the set swapped in; the old set's adapters are deleted once its in-flight requests end.
+Anything refused is logged and counted, and the old set keeps serving.
+
+:class:`VersionsConsumer` reads ``adapter.versions`` in a thread with manual partition
+assignment (no consumer group: every scorer sees every message).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from adapters.artifacts import load_adapter
+from adapters.errors import AdapterError
+from adapters.publication import AdapterRef, PublicationError, ServingSet
+from adapters.recommender import LoraRecommender
+from adapters.serving.metrics import ServingMetrics
+from adapters.serving.state import LoadedSet, ServingError, ServingState
+from lsat.data.types import Sample
+from lsat.settings import KafkaSettings
+
+__all__ = ["AdapterRefused", "AdapterSwapper", "VersionsConsumer"]
+
+log = logging.getLogger(__name__)
+
+PROBE = Sample("probe", "probe", "probe-item", 0, 1, ("probe-a", "probe-b"), (1, 0))
+"""A fixed prompt every new adapter must score to a finite probability before it serves."""
+
+
+class AdapterRefused(ServingError):
+    """A published adapter failed a check (missing, sha256, non-finite, probe); nothing changed."""
+
+
+class AdapterSwapper:
+    """Applies serving sets to a recommender; every model call holds ``model_lock``."""
+
+    def __init__(
+        self,
+        recommender: LoraRecommender,
+        state: ServingState,
+        model_lock: threading.RLock,
+        metrics: ServingMetrics,
+        *,
+        drain_timeout_s: float = 60.0,
+    ) -> None:
+        self.recommender = recommender
+        self.state = state
+        self.model_lock = model_lock
+        self.metrics = metrics
+        self.drain_timeout_s = drain_timeout_s
+        self._counter = itertools.count()
+        self._apply_lock = threading.Lock()
+
+    def apply(self, serving: ServingSet) -> LoadedSet | None:
+        """Serve ``serving``; return the new set, or ``None`` when it equals the current one.
+
+        Raises :class:`AdapterRefused` (after counting it) when any adapter fails its checks.
+        """
+        with self._apply_lock:
+            current = self.state.current
+            loaded: dict[str, str] = {}
+            fresh: list[str] = []
+            refs = [ref for ref in (serving.long, serving.short, serving.merged) if ref]
+            try:
+                for ref in refs:
+                    reuse = _reusable(current, ref)
+                    if reuse is None:
+                        reuse = self._load(ref)
+                        fresh.append(reuse)
+                    loaded[ref.kind] = reuse
+            except (AdapterError, OSError, ValueError) as exc:
+                self._drop(fresh)
+                self.metrics.swaps.labels(outcome="refused").inc()
+                log.error("refused serving set %s: %s", serving.keys, exc)
+                raise AdapterRefused(f"serving set {serving.keys} refused: {exc}") from exc
+            new = LoadedSet(
+                names=loaded,
+                versions={ref.kind: ref.version for ref in refs},
+                alpha=serving.alpha,
+                merge_weight=serving.merge_weight,
+                window_id=serving.window_id,
+                published_s=serving.published_s,
+                shas={ref.kind: ref.sha256 for ref in refs},
+            )
+            if current is not None and current.key() == new.key() and not fresh:
+                self.metrics.swaps.labels(outcome="same").inc()
+                return None
+            old = self.state.swap(new)
+            self._record(new)
+            if old is not None:
+                stale = set(old.names.values()) - set(new.names.values())
+                self.state.wait_idle(old, self.drain_timeout_s)
+                self._drop(sorted(stale))
+            log.info("serving %s (alpha %.2f)", dict(new.versions), new.alpha)
+            return new
+
+    def _load(self, ref: AdapterRef) -> str:
+        artifact = load_adapter(Path(ref.path))
+        recorded = artifact.metadata.get("sha256")
+        if recorded != ref.sha256:
+            raise AdapterRefused(
+                f"{ref.kind}/v{ref.version}: message sha256 {ref.sha256} but {ref.path} "
+                f"holds {recorded}"
+            )
+        name = f"{ref.kind}-v{ref.version}-{next(self._counter)}"
+        with self.model_lock:
+            self.recommender.set_lora_state(name, artifact.state, artifact.config)
+            try:
+                probe = float(self.recommender.score(name, [PROBE])[0])
+            except BaseException:
+                self.recommender.delete_adapter(name)
+                raise
+        if not math.isfinite(probe):
+            self._drop([name])
+            raise AdapterRefused(f"{ref.kind}/v{ref.version}: probe score is {probe}")
+        return name
+
+    def _drop(self, names: list[str]) -> None:
+        with self.model_lock:
+            for name in names:
+                if name in self.recommender.adapter_names:
+                    self.recommender.delete_adapter(name)
+
+    def _record(self, new: LoadedSet) -> None:
+        for kind in ("long", "short", "merged"):
+            self.metrics.active_version.labels(kind=kind).set(new.versions.get(kind, 0))
+        self.metrics.alpha.set(new.alpha)
+        self.metrics.swaps.labels(outcome="ok").inc()
+        if new.published_s is not None:
+            self.metrics.swap_latency.observe(max(0.0, new.served_s - new.published_s))
+
+
+def _reusable(current: LoadedSet | None, ref: AdapterRef) -> str | None:
+    """The loaded name of ``ref`` in ``current`` when the same version and sha256 serve."""
+    if current is None or ref.kind not in current.names:
+        return None
+    same = (
+        current.versions.get(ref.kind) == ref.version and current.shas.get(ref.kind) == ref.sha256
+    )
+    return current.names[ref.kind] if same else None
+
+
+class VersionsConsumer:
+    """Reads ``adapter.versions`` from its end in a daemon thread and calls ``on_set``.
+
+    Partitions are assigned manually (``group_id=None``), so every scorer instance sees every
+    message. :meth:`start` returns once the consumer is positioned, so a set published after
+    it returns is never missed.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        on_set: Callable[[ServingSet], object],
+        *,
+        poll_timeout_ms: int = 200,
+    ) -> None:
+        self.kafka = kafka
+        self.on_set = on_set
+        self.poll_timeout_ms = poll_timeout_ms
+        self.bad_messages = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: object | None = None
+
+    def start(self, timeout_s: float = 30.0) -> VersionsConsumer:
+        """Assign every partition of the topic, seek to its end and start the thread."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        from stream.kafka_client import kafka_python_kwargs
+
+        topic = self.kafka.topics.versions
+        consumer = KafkaConsumer(
+            **kafka_python_kwargs(self.kafka), group_id=None, enable_auto_commit=False
+        )
+        deadline = time.monotonic() + timeout_s
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            consumer.close()
+            raise ServingError(f"topic {topic!r} not found on {self.kafka.bootstrap_servers}")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_end(*assigned)
+        for partition in assigned:
+            consumer.position(partition)
+        self._consumer = consumer
+        self._thread = threading.Thread(target=self._run, name="adapter-versions", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        consumer = self._consumer
+        while not self._stop.is_set():
+            batches = consumer.poll(timeout_ms=self.poll_timeout_ms)  # type: ignore[attr-defined]
+            records = sorted(
+                (r for batch in batches.values() for r in batch), key=lambda r: r.timestamp
+            )
+            for record in records:
+                self._handle(record.value)
+
+    def _handle(self, raw: bytes) -> None:
+        try:
+            serving = ServingSet.from_json(raw)
+        except PublicationError as exc:
+            self.bad_messages += 1
+            log.error("ignoring a malformed adapter.versions message: %s", exc)
+            return
+        try:
+            self.on_set(serving)
+        except ServingError as exc:
+            log.error("serving set not applied: %s", exc)
+        except Exception:
+            log.exception("serving set %s not applied", serving.keys)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread and close the consumer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._consumer is not None:
+            self._consumer.close()  # type: ignore[attr-defined]
