@@ -19,6 +19,7 @@ __all__ = ["build_parser", "main"]
 SUBCOMMAND_MODULES = (
     "adapters.cli",
     "adapters.experiment.cli",
+    "adapters.serve_cli",
     "stream.cli",
 )
 
