@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "adapters.cli",
     "adapters.experiment.cli",
     "adapters.serve_cli",
+    "adapters.trainer_cli",
     "stream.cli",
 )
 

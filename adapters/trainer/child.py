@@ -1,0 +1,143 @@
+"""Training in a separate (spawned) process: the trainer's parent never trains.
+
+The child loads the base model, trains one LoRA adapter, writes its folder atomically with
+:func:`adapters.artifacts.save_adapter` and sends back the path, sha256 and metrics. A child that
+dies (killed, out of memory) leaves no folder behind (``save_adapter`` renames a complete
+staging folder into place) and the parent raises :class:`TrainerChildFailed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from adapters.base_model import BaseLM, load_base_model, tiny_llama
+from adapters.trainer.errors import TrainerChildFailed
+from adapters.training import TrainConfig, top_layers
+from lsat.data.types import Sample
+
+__all__ = ["TINY_BASE_MODEL", "ChildJob", "ChildResult", "load_base", "train_in_child"]
+
+log = logging.getLogger(__name__)
+
+TINY_BASE_MODEL = "tiny-llama"
+"""Base model name of the random tiny Llama (hidden 128, 4 layers) used by tests and demos."""
+
+
+def load_base(name: str, cache_dir: Path) -> BaseLM:
+    """The base LM called ``name`` (``"tiny-llama"``, ``"smollm2"`` or a HF path)."""
+    if name == TINY_BASE_MODEL:
+        return tiny_llama(0, hidden_size=128, num_layers=4)
+    return load_base_model(name, cache_dir=cache_dir)
+
+
+@dataclass(frozen=True)
+class ChildJob:
+    """Everything the child needs: data, titles, config and where to write the adapter."""
+
+    base_model: str
+    cache_dir: str
+    kind: str
+    train: Sequence[Sample]
+    validation: Sequence[Sample]
+    titles: Mapping[str, str]
+    target_dir: str
+    config: TrainConfig
+    top_layer_count: int | None = None
+    item_noun: str = "movie"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """The written adapter folder, its weights' sha256 and training metrics."""
+
+    path: str
+    sha256: str
+    metrics: dict[str, float]
+
+
+def run_job(job: ChildJob) -> ChildResult:
+    """Train and save (runs inside the child; callable directly for debugging)."""
+    import torch
+
+    from adapters.artifacts import load_adapter, save_adapter
+    from adapters.recommender import LoraRecommender
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    base = load_base(job.base_model, Path(job.cache_dir))
+    config = job.config
+    if job.top_layer_count is not None:
+        total = int(base.model.config.num_hidden_layers)
+        config = replace(config, layers=top_layers(min(job.top_layer_count, total), total))
+    recommender = LoraRecommender(
+        base, dict(job.titles), item_noun=job.item_noun, train_config=config, progress=False
+    )
+    report = recommender.train_adapter(job.kind, job.train, job.validation, config=config)
+    metrics = {
+        "train_val_auc": float(report.val_auc),
+        "train_steps": float(report.steps),
+        "train_samples": float(len(job.train)),
+        "train_seconds": float(report.seconds),
+    }
+    metrics = {k: v for k, v in metrics.items() if v == v}  # drop NaN (single-class validation)
+    metadata = {**job.metadata, "base_model": base.name, "kind": job.kind, "metrics": metrics}
+    path = save_adapter(
+        Path(job.target_dir),
+        recommender.lora_state(job.kind),
+        recommender.adapter_config(job.kind),
+        metadata,
+    )
+    sha256 = load_adapter(path).metadata["sha256"]
+    return ChildResult(path=str(path), sha256=sha256, metrics=metrics)
+
+
+def _child_main(job: ChildJob, conn: Any) -> None:
+    try:
+        conn.send(("ok", run_job(job)))
+    except BaseException as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def train_in_child(
+    job: ChildJob, *, on_start: Callable[[int], None] | None = None, poll_s: float = 0.5
+) -> ChildResult:
+    """Run :func:`run_job` in a spawned process and return its result.
+
+    Raises :class:`TrainerChildFailed` if the child raised or died without answering.
+    """
+    context = mp.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(job, sender), daemon=True)
+    process.start()
+    sender.close()
+    log.info("training %s adapter in child pid %d", job.kind, process.pid)
+    if on_start is not None:
+        on_start(int(process.pid))
+    try:
+        while not receiver.poll(poll_s):
+            if not process.is_alive():
+                break
+        try:
+            status, payload = receiver.recv()
+        except (EOFError, OSError):
+            process.join(5)
+            raise TrainerChildFailed(
+                f"training child pid {process.pid} died (exit code {process.exitcode}) "
+                f"before answering"
+            ) from None
+    finally:
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+        receiver.close()
+    if status != "ok":
+        raise TrainerChildFailed(f"training child pid {process.pid} failed: {payload}")
+    return payload

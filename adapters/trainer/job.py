@@ -1,0 +1,411 @@
+"""One retrain job: test-then-train on a window, train a short adapter, guard, register, publish.
+
+Order of a job (each step only after the previous one finished):
+
+1. skip if a short adapter for this window is already registered (a re-delivered request);
+2. score the window with the serving long / short / combined adapters *before* training on it
+   and record per-adapter AUC and logloss (registry + Prometheus) and the loss-drift statistic;
+3. train a new short adapter on the first 90 % in a child process (:mod:`.child`);
+4. verify its folder (sha256, finite weights), pick α and the merge weight on the last 10 %;
+5. register it — as a candidate if the combined validation AUC is not worse than the serving
+   combination's by more than ``margin``, else as rejected with the reason — and promote it
+   (``serving-short``, plus ``serving-merged``), then publish the whole :class:`ServingSet`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adapters.artifacts import load_adapter, save_adapter
+from adapters.combine import choose_alpha, choose_merge_weight, ensemble
+from adapters.errors import AdapterIntegrityError
+from adapters.publication import (
+    ALPHA_METRIC,
+    MERGE_WEIGHT_METRIC,
+    SERVING_ALIASES,
+    ServingSet,
+    current_serving_set,
+)
+from adapters.recommender import LoraRecommender
+from adapters.registry import AdapterVersion, RegistryStore
+from adapters.trainer.child import ChildJob, ChildResult, load_base, train_in_child
+from adapters.trainer.metrics import TrainerMetrics
+from adapters.training import TrainConfig
+from lsat.data.types import Sample
+from lsat.evaluation import auc, logloss
+from lsat.settings import Settings
+from stream.drift.page_hinkley import PageHinkley
+from stream.store import SampleStore
+from stream.triggers import RetrainRequest
+
+__all__ = ["RetrainOutcome", "Retrainer", "TrainFn", "split_window", "train_config_of"]
+
+log = logging.getLogger(__name__)
+
+TrainFn = Callable[[ChildJob], ChildResult]
+ACTOR = "lsat-trainer"
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What a job did: ``outcome`` is promoted | rejected | duplicate | skipped."""
+
+    window_id: int
+    outcome: str
+    reason: str
+    version: AdapterVersion | None = None
+    serving: ServingSet | None = None
+    window_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def split_window(samples: Sequence[Sample], validation_fraction: float) -> tuple[list, list]:
+    """First ``1 − f`` (time order) to train, the tail to validate; each side non-empty.
+
+    >>> train, val = split_window(list(range(10)), 0.1)
+    >>> len(train), val
+    (9, [9])
+    """
+    cut = min(len(samples) - 1, max(1, round(len(samples) * (1 - validation_fraction))))
+    return list(samples[:cut]), list(samples[cut:])
+
+
+def train_config_of(settings: Settings) -> TrainConfig:
+    """The TrainConfig the trainer settings describe (layers are resolved in the child)."""
+    t = settings.trainer
+    return TrainConfig(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        bf16_autocast=t.bf16,
+        max_seconds=t.max_train_seconds,
+    )
+
+
+def _metric(fn: Callable, labels: np.ndarray, probs: np.ndarray) -> float | None:
+    try:
+        value = float(fn(labels, probs))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+class Retrainer:
+    """Runs retrain jobs against one registry and sample store; the parent only scores."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryStore,
+        store: SampleStore,
+        *,
+        publish: Callable[[ServingSet], None] | None = None,
+        metrics: TrainerMetrics | None = None,
+        train_fn: TrainFn = train_in_child,
+    ) -> None:
+        self.settings, self.registry, self.store = settings, registry, store
+        self.publish = publish
+        self.metrics = metrics or TrainerMetrics()
+        self.train_fn = train_fn
+        self.loss_detector = PageHinkley()
+        self._recommender: LoraRecommender | None = None
+
+    # --- adapters in the (scoring-only) parent ------------------------------------------
+    @property
+    def recommender(self) -> LoraRecommender:
+        if self._recommender is None:
+            base = load_base(self.settings.base_model, self.settings.cache_dir)
+            self._recommender = LoraRecommender(base, {}, progress=False)
+        return self._recommender
+
+    def _loaded(self, version: AdapterVersion) -> str:
+        """Load a registered version into the recommender (verified) and return its name."""
+        name = f"{version.kind}-v{version.version}"
+        if name not in self.recommender.adapter_names:
+            loaded = load_adapter(Path(version.path))
+            if loaded.metadata["sha256"] != version.sha256:
+                raise AdapterIntegrityError(
+                    f"{version.path}: registry sha256 {version.sha256} differs from the "
+                    f"folder's {loaded.metadata['sha256']}"
+                )
+            self.recommender.set_lora_state(name, loaded.state, loaded.config)
+        return name
+
+    # --- the job --------------------------------------------------------------------------
+    def already_done(self, window_id: int) -> AdapterVersion | None:
+        """The short version already registered for this window, if any."""
+        for version in self.registry.list(kind="short"):
+            if str(window_id) in {str(w) for w in version.window_ids}:
+                return version
+        return None
+
+    def handle(self, request: RetrainRequest) -> RetrainOutcome:
+        """Run one job; raises (leaving the request to be retried) if training failed."""
+        started = time.monotonic()
+        outcome = self._handle(request)
+        self.metrics.retrain_total.labels(trigger=request.trigger, outcome=outcome.outcome).inc()
+        self.metrics.retrain_duration.observe(time.monotonic() - started)
+        log.info("window %d: %s (%s)", request.window_id, outcome.outcome, outcome.reason)
+        return outcome
+
+    def _handle(self, request: RetrainRequest) -> RetrainOutcome:
+        window_id = request.window_id
+        done = self.already_done(window_id)
+        if done is not None:
+            return RetrainOutcome(window_id, "duplicate", f"already registered as {done.key}", done)
+        samples = self.store.window_samples(window_id)
+        samples = samples[-self.settings.trainer.max_samples_per_window :]
+        if len(samples) < 2:
+            return RetrainOutcome(window_id, "skipped", f"window has {len(samples)} samples")
+        self.recommender.titles = {i: item.title for i, item in self.store.catalogue().items()}
+        serving_long = self.registry.resolve(SERVING_ALIASES["long"])
+        serving_short = self.registry.resolve(SERVING_ALIASES["short"])
+        serving = current_serving_set(self.registry)
+        window_metrics = self._test_then_train(
+            window_id, samples, serving_long, serving_short, serving
+        )
+        train, validation = split_window(samples, self.settings.trainer.validation_fraction)
+        result = self.train_fn(self._child_job("short", train, validation, window_id))
+        try:
+            loaded = load_adapter(Path(result.path))
+        except AdapterIntegrityError as exc:
+            reason = f"refused: {exc}"
+            version = self.registry.register(
+                "short",
+                path=result.path,
+                sha256=result.sha256,
+                window_id=window_id,
+                trigger=request.trigger,
+                metrics=result.metrics,
+                status="rejected",
+                status_reason=reason[:1000],
+            )
+            return RetrainOutcome(window_id, "rejected", reason, version, None, window_metrics)
+        return self._guard_and_register(
+            request,
+            loaded,
+            result,
+            validation,
+            serving_long,
+            serving_short,
+            serving,
+            window_metrics,
+        )
+
+    def _child_job(
+        self, kind: str, train: list[Sample], validation: list[Sample], window: object
+    ) -> ChildJob:
+        tag = uuid.uuid4().hex[:8]
+        return ChildJob(
+            base_model=self.settings.base_model,
+            cache_dir=str(self.settings.cache_dir),
+            kind=kind,
+            train=train,
+            validation=validation,
+            titles=dict(self.recommender.titles),
+            target_dir=str(self.settings.artifact_dir / f"{kind}-w{window}-{tag}"),
+            config=train_config_of(self.settings),
+            top_layer_count=self.settings.trainer.layers,
+            metadata={"window": window},
+        )
+
+    def _test_then_train(
+        self,
+        window_id: int,
+        samples: list[Sample],
+        long: AdapterVersion | None,
+        short: AdapterVersion | None,
+        serving: ServingSet | None,
+    ) -> dict[str, dict[str, float]]:
+        """Score the window with what serves now, before any training on it."""
+        labels = np.array([s.label for s in samples])
+        served = {v.kind: v for v in (long, short) if v is not None}
+        if not served:
+            return {}
+        names = {kind: self._loaded(v) for kind, v in served.items()}
+        probs = self.recommender.score_many(list(names.values()), samples)
+        by_kind = {kind: probs[name] for kind, name in names.items()}
+        if "long" in by_kind and "short" in by_kind and serving is not None:
+            by_kind["combined"] = ensemble(by_kind["long"], by_kind["short"], serving.alpha)
+        out: dict[str, dict[str, float]] = {}
+        for adapter, p in by_kind.items():
+            a, ll = _metric(auc, labels, p), _metric(logloss, labels, p)
+            out[adapter] = {k: v for k, v in (("auc", a), ("logloss", ll)) if v is not None}
+            if a is not None:
+                self.metrics.adapter_auc.labels(adapter=adapter).set(a)
+            if ll is not None:
+                self.metrics.adapter_logloss.labels(adapter=adapter).set(ll)
+            if adapter in served:
+                v = served[adapter]
+                self.registry.record_evaluation(v.kind, v.version, window_id, a, ll, len(samples))
+        final = by_kind.get("combined", by_kind.get("short", by_kind.get("long")))
+        clipped = np.clip(final, 1e-7, 1 - 1e-7)
+        for y, p in zip(labels, clipped, strict=True):
+            self.loss_detector.update(float(-math.log(p if y == 1 else 1 - p)))
+            if self.loss_detector.drift_detected:
+                self.metrics.loss_drift_detections.inc()
+        self.metrics.loss_drift.set(self.loss_detector.statistic)
+        return out
+
+    def _guard_and_register(
+        self,
+        request: RetrainRequest,
+        loaded: object,
+        result: ChildResult,
+        validation: list[Sample],
+        long: AdapterVersion | None,
+        short: AdapterVersion | None,
+        serving: ServingSet | None,
+        window_metrics: dict[str, dict[str, float]],
+    ) -> RetrainOutcome:
+        window_id = request.window_id
+        labels = np.array([s.label for s in validation])
+        new_name = f"new-short-w{window_id}"
+        rec = self.recommender
+        if new_name in rec.adapter_names:
+            rec.delete_adapter(new_name)
+        rec.set_lora_state(new_name, loaded.state, loaded.config)  # type: ignore[attr-defined]
+        names = [new_name] + [self._loaded(v) for v in (long, short) if v is not None]
+        probs = rec.score_many(names, validation)
+        p_new = probs[new_name]
+        metrics: dict[str, float | int | str | None] = dict(result.metrics)
+        metrics["val_auc_short"] = _metric(auc, labels, p_new)
+        alpha, merge_weight = 0.0, None
+        if long is not None:
+            p_long = probs[self._loaded(long)]
+            alpha = choose_alpha(labels, p_long, p_new).alpha
+            p_combined = ensemble(p_long, p_new, alpha)
+        else:
+            p_combined = p_new
+        metrics[ALPHA_METRIC] = alpha
+        metrics["val_auc_combined"] = new_auc = _metric(auc, labels, p_combined)
+        old_auc = None
+        if short is not None:
+            p_old = probs[self._loaded(short)]
+            if long is not None and serving is not None:
+                p_old = ensemble(probs[self._loaded(long)], p_old, serving.alpha)
+            old_auc = _metric(auc, labels, p_old)
+        metrics["serving_val_auc_combined"] = old_auc
+        margin = self.settings.trainer.margin
+        if _finite(old_auc) and not _finite(new_auc):
+            reason = f"combined validation AUC undefined, serving has {old_auc:.4f}"
+            promote = False
+        elif _finite(old_auc) and new_auc < old_auc - margin:
+            reason = (
+                f"combined validation AUC {new_auc:.4f} is worse than the serving "
+                f"{old_auc:.4f} by more than the margin {margin}"
+            )
+            promote = False
+        else:
+            promote = True
+            reason = (
+                f"window {window_id} ({request.trigger}): combined validation AUC "
+                f"{new_auc if new_auc is None else round(new_auc, 4)} vs serving "
+                f"{old_auc if old_auc is None else round(old_auc, 4)}, α={alpha}"
+                + ("" if long is not None else "; no long adapter yet: short alone (α=0)")
+            )
+        clean = {k: v for k, v in metrics.items() if v is not None}
+        version = self.registry.register(
+            "short",
+            path=result.path,
+            sha256=result.sha256,
+            window_id=window_id,
+            trigger=request.trigger,
+            parents=[long.key] if long is not None else [],
+            metrics=clean,
+            status="candidate" if promote else "rejected",
+            status_reason=None if promote else reason,
+        )
+        rec.delete_adapter(new_name)
+        if not promote:
+            return RetrainOutcome(window_id, "rejected", reason, version, None, window_metrics)
+        rec.set_lora_state(self._name(version), loaded.state, loaded.config)  # type: ignore[attr-defined]
+        merged = None
+        if long is not None and self.settings.trainer.merge:
+            merged, merge_weight = self._merge(long, version, validation, labels, window_id)
+        self.registry.set_alias(
+            SERVING_ALIASES["short"], "short", version.version, reason=reason, actor=ACTOR
+        )
+        if merged is not None:
+            self.registry.set_alias(
+                SERVING_ALIASES["merged"],
+                "merged",
+                merged.version,
+                reason=f"ΔW merge w={merge_weight} of {long.key}+{version.key}",
+                actor=ACTOR,
+            )
+        published = self._publish()
+        return RetrainOutcome(window_id, "promoted", reason, version, published, window_metrics)
+
+    @staticmethod
+    def _name(version: AdapterVersion) -> str:
+        return f"{version.kind}-v{version.version}"
+
+    def _merge(
+        self,
+        long: AdapterVersion,
+        short: AdapterVersion,
+        validation: list[Sample],
+        labels: np.ndarray,
+        window_id: int,
+    ) -> tuple[AdapterVersion, float]:
+        """ΔW merge long + short with the weight that maximises validation AUC; register it."""
+        rec = self.recommender
+        long_name, short_name = self._loaded(long), self._name(short)
+
+        def score(weight: float) -> float:
+            rec.merge("merge-probe", [long_name, short_name], [weight, 1 - weight])
+            try:
+                value = _metric(auc, labels, rec.score("merge-probe", validation))
+            finally:
+                rec.delete_adapter("merge-probe")
+            return math.nan if value is None else value
+
+        choice = choose_merge_weight(score, grid=(0.0, 0.25, 0.5, 0.75, 1.0))
+        rec.merge("merge-final", [long_name, short_name], [choice.alpha, 1 - choice.alpha])
+        target = self.settings.artifact_dir / f"merged-w{window_id}-{uuid.uuid4().hex[:8]}"
+        path = save_adapter(
+            target,
+            rec.lora_state("merge-final"),
+            rec.adapter_config("merge-final"),
+            {"base_model": rec.base.name, "kind": "merged", "window": window_id},
+        )
+        rec.delete_adapter("merge-final")
+        sha256 = load_adapter(path).metadata["sha256"]
+        metrics = {MERGE_WEIGHT_METRIC: choice.alpha}
+        if math.isfinite(choice.score):
+            metrics["val_auc_merged"] = choice.score
+        merged = self.registry.register(
+            "merged",
+            path=path,
+            sha256=sha256,
+            window_id=window_id,
+            trigger="merge",
+            parents=[long.key, short.key],
+            metrics=metrics,
+        )
+        return merged, choice.alpha
+
+    def _publish(self) -> ServingSet | None:
+        serving = current_serving_set(self.registry)
+        if serving is None:
+            return None
+        self.metrics.ensemble_alpha.set(serving.alpha)
+        if serving.merge_weight is not None:
+            self.metrics.merge_weight.set(serving.merge_weight)
+        for kind, version in serving.keys.items():
+            self.metrics.active_version.labels(kind=kind).set(version)
+        if self.publish is not None:
+            self.publish(serving)
+        return serving

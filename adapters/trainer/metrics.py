@@ -1,0 +1,69 @@
+"""Prometheus metrics of the trainer, on their own registry (serve with stream.metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["TrainerMetrics"]
+
+
+class TrainerMetrics:
+    """``lsat_adapter_*``, ``lsat_ensemble_alpha``, ``lsat_retrain_*`` and the loss-drift statistic.
+
+    >>> m = TrainerMetrics()
+    >>> m.retrain_total.labels(trigger="full", outcome="promoted").inc()
+    >>> b"lsat_retrain_total" in m.render()
+    True
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.adapter_auc = Gauge(
+            "lsat_adapter_auc",
+            "AUC on the last window, scored before training on it",
+            ["adapter"],
+            registry=r,
+        )
+        self.adapter_logloss = Gauge(
+            "lsat_adapter_logloss",
+            "Logloss on the last window, scored before training on it",
+            ["adapter"],
+            registry=r,
+        )
+        self.ensemble_alpha = Gauge(
+            "lsat_ensemble_alpha", "Weight of the long adapter in the serving ensemble", registry=r
+        )
+        self.merge_weight = Gauge(
+            "lsat_merge_weight", "Long share of the serving merged adapter", registry=r
+        )
+        self.retrain_total = Counter(
+            "lsat_retrain",
+            "Retrain jobs by trigger and outcome",
+            ["trigger", "outcome"],
+            registry=r,
+        )
+        self.retrain_duration = Histogram(
+            "lsat_retrain_duration_seconds",
+            "Wall time of one retrain job",
+            registry=r,
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600),
+        )
+        self.active_version = Gauge(
+            "lsat_active_adapter_version",
+            "Registry version serving per kind",
+            ["kind"],
+            registry=r,
+        )
+        self.loss_drift = Gauge(
+            "lsat_trainer_loss_drift_statistic",
+            "Page-Hinkley statistic on per-sample losses of the serving combination",
+            registry=r,
+        )
+        self.loss_drift_detections = Counter(
+            "lsat_trainer_loss_drift_detections", "Sustained-loss drift detections", registry=r
+        )
+
+    def render(self) -> bytes:
+        """The text exposition of every metric."""
+        return generate_latest(self.registry)
