@@ -45,6 +45,7 @@ def _make_baseline(strategy: str, seed: int) -> Any:
         "user-rate": baselines.UserLikeRate,
         "item-rate": baselines.ItemLikeRate,
         "rate-sum": baselines.LikeRateSum,
+        "history-rate": baselines.HistoryLikeRate,
         "mf": lambda: baselines.MatrixFactorization(seed=seed),
     }
     return factories[strategy]()

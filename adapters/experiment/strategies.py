@@ -75,7 +75,7 @@ LLM_STRATEGIES: tuple[str, ...] = (
     "lsat-ta-delta",
     "lsat-ta-ab",
 )
-BASELINE_STRATEGIES: tuple[str, ...] = ("user-rate", "item-rate", "rate-sum", "mf")
+BASELINE_STRATEGIES: tuple[str, ...] = ("user-rate", "item-rate", "rate-sum", "history-rate", "mf")
 STRATEGIES: tuple[str, ...] = LLM_STRATEGIES + BASELINE_STRATEGIES
 LONG_BASED_STRATEGIES: frozenset[str] = frozenset(
     {"long", "lsat-en", "lsat-ta-delta", "lsat-ta-ab"}
