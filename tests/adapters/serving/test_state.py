@@ -1,0 +1,62 @@
+"""ServingState: a swap never disturbs requests holding the old set; draining is observable."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from adapters.serving.state import LoadedSet, NothingServing, ServingState
+
+
+def _set(version: int) -> LoadedSet:
+    return LoadedSet({"short": f"short-{version}"}, {"short": version}, alpha=0.0)
+
+
+def test_nothing_serving_before_the_first_swap() -> None:
+    with pytest.raises(NothingServing), ServingState().acquire():
+        pass
+
+
+def test_request_keeps_its_set_across_a_swap_and_drain_waits_for_it() -> None:
+    state = ServingState()
+    old, new = _set(1), _set(2)
+    state.swap(old)
+    held = threading.Event()
+    release = threading.Event()
+    seen: list[int] = []
+
+    def request() -> None:
+        with state.acquire() as serving:
+            held.set()
+            release.wait(5)
+            seen.append(serving.versions["short"])
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    held.wait(5)
+    assert state.swap(new) is old
+    assert state.current is new
+    assert state.in_flight(old) == 1
+    assert state.wait_idle(old, timeout_s=0.05) is False
+    release.set()
+    assert state.wait_idle(old, timeout_s=5) is True
+    thread.join()
+    assert seen == [1]
+    with state.acquire() as serving:
+        assert serving.versions["short"] == 2
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (({"short": 1}, {"short": "x"}, 0.5), ({"short": 1}, {"short": "x"}, 0.5), True),
+        (({"short": 1}, {"short": "x"}, 0.5), ({"short": 2}, {"short": "x"}, 0.5), False),
+        (({"short": 1}, {"short": "x"}, 0.5), ({"short": 1}, {"short": "y"}, 0.5), False),
+        (({"short": 1}, {"short": "x"}, 0.5), ({"short": 1}, {"short": "x"}, 0.4), False),
+    ],
+)
+def test_key_identifies_published_content(a: tuple, b: tuple, same: bool) -> None:
+    first = LoadedSet({"short": "n1"}, a[0], a[2], shas=a[1])
+    second = LoadedSet({"short": "n2"}, b[0], b[2], shas=b[1])
+    assert (first.key() == second.key()) is same
