@@ -282,9 +282,27 @@ class LoraRecommender:
         self.set_lora_state(new_name, state, config)
 
     def save_adapter(self, name: str, directory: Path, metadata: Mapping[str, object]) -> Path:
-        """Write adapter ``name`` as a peft folder + metadata.json (:mod:`adapters.artifacts`)."""
-        raise NotImplementedError("waiting for adapters.artifacts (adapter-io engineer)")
+        """Write adapter ``name`` as a peft folder + metadata.json (:mod:`adapters.artifacts`).
+
+        ``base_model`` defaults to this recommender's base model name.
+        """
+        from adapters import artifacts
+
+        meta = {"base_model": self.base.name, **dict(metadata)}
+        return artifacts.save_adapter(
+            Path(directory), self.lora_state(name), self.adapter_config(name), meta
+        )
 
     def load_adapter(self, directory: Path, name: str) -> None:
-        """Load an adapter folder written by :meth:`save_adapter` as ``name``."""
-        raise NotImplementedError("waiting for adapters.artifacts (adapter-io engineer)")
+        """Load (verified) an adapter folder written by :meth:`save_adapter` as ``name``."""
+        from adapters import artifacts
+
+        loaded = artifacts.load_adapter(Path(directory))
+        recorded = loaded.metadata.get("base_model")
+        if recorded is not None and recorded != self.base.name:
+            raise RecommenderError(
+                f"{directory} was trained on base model {recorded!r}, not {self.base.name!r}"
+            )
+        if name in self.adapter_names:
+            raise RecommenderError(f"adapter {name!r} already exists; delete_adapter it first")
+        self.set_lora_state(name, loaded.state, loaded.config)

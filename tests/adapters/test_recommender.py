@@ -109,3 +109,20 @@ def test_failed_training_leaves_no_half_adapter(tiny_recommender) -> None:
 def test_empty_scoring_returns_empty(trained) -> None:
     assert trained.score("long", []).shape == (0,)
     assert torch.is_grad_enabled()
+
+
+def test_save_and_load_adapter_round_trip(trained, tmp_path) -> None:
+    samples = toy_samples(8, 8)
+    folder = trained.save_adapter("short", tmp_path / "short-v1", {"kind": "short"})
+    trained.load_adapter(folder, "reloaded")
+    np.testing.assert_allclose(
+        trained.score("reloaded", samples), trained.score("short", samples), atol=1e-6
+    )
+    with pytest.raises(RecommenderError, match="reloaded"):
+        trained.load_adapter(folder, "reloaded")
+
+
+def test_load_refuses_an_adapter_of_another_base_model(trained, tmp_path) -> None:
+    folder = trained.save_adapter("long", tmp_path / "long", {"kind": "long", "base_model": "x"})
+    with pytest.raises(RecommenderError, match="'x'"):
+        trained.load_adapter(folder, "foreign")
