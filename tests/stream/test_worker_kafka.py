@@ -29,6 +29,7 @@ from worker_cases import (
     stream_settings,
 )
 
+from lsat.cli import main as lsat_main
 from lsat.data.loaders import load_dataset
 from lsat.settings import KafkaSettings
 from stream.broker import EmbeddedBroker, free_port
@@ -74,7 +75,12 @@ def wait_for(predicate, timeout_s: float, what: str, worker=None) -> None:
 
 
 def test_worker_kill9_restart_exactly_once(
-    one_partition_broker: EmbeddedBroker, db_url: str, tmp_path: Path, ml100k_dir: Path, consume
+    one_partition_broker: EmbeddedBroker,
+    db_url: str,
+    tmp_path: Path,
+    ml100k_dir: Path,
+    consume,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     kafka = one_partition_broker.kafka_settings
     dataset = load_dataset(ml100k_dir)
@@ -107,6 +113,7 @@ def test_worker_kill9_restart_exactly_once(
         "LSAT_KAFKA_SESSION_TIMEOUT_S": "2",
         "LSAT_KAFKA_HEARTBEAT_INTERVAL_S": "0.5",
         "LSAT_STREAM_APP_ID": f"lsat-test-{uuid.uuid4().hex[:6]}",
+        "LSAT_ADMIN_TOKEN": "s3cret",
     }
     store = SampleStore(db_url)
     worker = start_worker(env, tmp_path / "worker1.log")
@@ -122,6 +129,12 @@ def test_worker_kill9_restart_exactly_once(
         wait_for(lambda: not store.unpublished_closed_windows(), 30, "retrain requests sent")
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
             exposition = response.read().decode()
+        open_before = store.open_windows()
+        retrain_now = ["retrain", "--now", "--web-port", env["LSAT_WORKER_WEB_PORT"]]
+        monkeypatch.setenv("LSAT_ADMIN_TOKEN", "wrong")
+        assert lsat_main(retrain_now) == 1
+        monkeypatch.setenv("LSAT_ADMIN_TOKEN", "s3cret")
+        assert lsat_main(retrain_now) == 0
     finally:
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
@@ -135,14 +148,18 @@ def test_worker_kill9_restart_exactly_once(
     assert sorted(store.sample_event_ids()) == sorted(samples)
     assert stored_samples(store) == samples
     closed = sorted(store.last_closed_windows(100), key=lambda w: w.id)
+    assert len(open_before) == 1
+    manual = (open_before[0].id, "manual", len(samples) - sum(r.sample_count for r in requests))
     assert [(w.id, w.trigger, w.count) for w in closed] == [
-        (r.window_id, r.trigger, r.sample_count) for r in requests
+        *((r.window_id, r.trigger, r.sample_count) for r in requests),
+        manual,
     ]
     assert 'lsat_stream_events_total{status="ok"}' in exposition
 
-    sent = consume(kafka, kafka.topics.retrain, len(requests))
+    sent = consume(kafka, kafka.topics.retrain, len(requests) + 1)
     assert {RetrainRequest.from_json(r.value).window_id for r in sent} == {
-        r.window_id for r in requests
+        *(r.window_id for r in requests),
+        manual[0],
     }
     letters = consume(kafka, kafka.topics.dlq, len(malformed))
     got = sorted(
