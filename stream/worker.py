@@ -49,8 +49,13 @@ def build_worker(
 
     @app.timer(LAG_INTERVAL_S)
     async def export_lag() -> None:
+        """Lag = the fetch high watermark minus our position (not ListOffsets, which tansu
+        under-reports)."""
         consumer = app.consumer
+        watched = {settings.kafka.topics.interactions, settings.kafka.topics.items}
         for tp in consumer.assignment():
+            if tp.topic not in watched:  # faust's own assignor topic
+                continue
             position = processor.positions.get((tp.topic, tp.partition))
             lag = lag_messages(consumer.highwater(tp), position)
             processor.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
