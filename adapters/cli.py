@@ -34,7 +34,10 @@ Command = Callable[[argparse.Namespace, Settings], int]
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``lsat adapters list|show|promote|rollback``."""
     parser = subparsers.add_parser(
-        "adapters", help="adapter registry: list, show, promote, rollback", description=__doc__
+        "adapters",
+        help="adapter registry: list, show, promote, rollback",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="adapters_command", metavar="ACTION", required=True)
 
