@@ -1,0 +1,53 @@
+"""promtool on the scrape config, the alert rules and the alert unit tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from deploy_paths import ALERTS, ALERTS_TEST, PROMETHEUS_CONFIG
+
+from lsat.settings import Settings
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool not installed (apt-get install prometheus; .ci/run does it)")
+    return subprocess.run([tool, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "config", str(PROMETHEUS_CONFIG)),
+        ("check", "rules", str(ALERTS)),
+        ("test", "rules", str(ALERTS_TEST)),
+    ],
+    ids=["check-config", "check-rules", "test-rules"],
+)
+def test_promtool(args: tuple[str, ...]) -> None:
+    result = promtool(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_lsat_process_is_scraped_on_its_settings_port() -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    settings = Settings()
+    assert targets["lsat-worker"] == [f"worker:{settings.stream.metrics_port}"]
+    assert targets["lsat-trainer"] == [f"trainer:{settings.trainer.metrics_port}"]
+    assert targets["lsat-scorer"] == ["scorer:8080"]  # `lsat serve --port 8080` in compose
+
+
+def test_every_alert_has_severity_and_summary() -> None:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) >= 8
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
