@@ -301,7 +301,6 @@ class PeriodRunner:
                 shutil.rmtree(target)
             roles = _roles_of_adapter(self.state.roles, name)
             metadata = {
-                "base_model": self.config.base_model,
                 "kind": "long" if "long" in roles else "short",
                 "window": {"experiment_period": t},
                 "experiment_roles": roles,

@@ -121,24 +121,29 @@ def run_experiment(
         batch_size=config.score_batch_size,
         progress=progress,
     )
-    for name, rel in state.saved.items():
-        recommender.load_adapter(out_dir / rel, name)
     runner = PeriodRunner(config, periods, recommender, state, out_dir, console)
     skipped = list(state.completed)
     if skipped:
         console.log(f"resuming {out_dir}: update periods {skipped} already done")
     todo = [t for t in range(1, config.periods) if t not in state.completed]
-    with Progress(console=console, disable=not progress) as bar:
-        task = bar.add_task("experiment periods", total=config.periods - 1, completed=len(skipped))
-        for t in todo:
-            started = time.perf_counter()
-            rows = runner.run_period(t)
-            runner.persist(t, rows)
-            write_outputs(state, config, out_dir, console=None)
-            bar.advance(task)
-            console.log(f"period {t} done in {time.perf_counter() - started:.1f}s")
-            if on_period_done is not None:
-                on_period_done(t)
+    try:
+        for name, rel in state.saved.items():
+            recommender.load_adapter(out_dir / rel, name)
+        with Progress(console=console, disable=not progress) as bar:
+            task = bar.add_task("experiment periods", total=config.periods - 1)
+            bar.update(task, completed=len(skipped))
+            for t in todo:
+                started = time.perf_counter()
+                rows = runner.run_period(t)
+                runner.persist(t, rows)
+                write_outputs(state, config, out_dir, console=None)
+                bar.advance(task)
+                console.log(f"period {t} done in {time.perf_counter() - started:.1f}s")
+                if on_period_done is not None:
+                    on_period_done(t)
+    finally:  # leave the base model as it came (peft wraps it in place)
+        for name in recommender.adapter_names:
+            recommender.delete_adapter(name)
     return write_outputs(
         state, config, out_dir, console=console, trained=runner.trained, skipped=skipped
     )

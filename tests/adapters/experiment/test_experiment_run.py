@@ -23,7 +23,7 @@ from adapters.experiment.strategies import (
     ConfigMismatchError,
 )
 
-PERIODS, PER_PERIOD = 4, 60
+PERIODS, PER_PERIOD = 4, 40
 
 
 class Interrupted(RuntimeError):
@@ -44,6 +44,7 @@ def _config(ml100k_dir: Path, **changes: object) -> ExperimentConfig:
         "epochs": 1,
         "bf16": False,
         "merge_grid": (0.5,),
+        "lora_layers": 2,
     }
     values.update(changes)
     return ExperimentConfig(**values)  # type: ignore[arg-type]
