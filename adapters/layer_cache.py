@@ -82,8 +82,9 @@ def pad_hidden(
     (torch.Size([2, 2, 3]), [[1, 1], [1, 0]])
     """
     width = max(s.shape[0] for s in states)
-    hidden = torch.zeros((len(states), width, states[0].shape[1]), dtype=dtype)
-    mask = torch.zeros((len(states), width), dtype=torch.long)
+    device = states[0].device
+    hidden = torch.zeros((len(states), width, states[0].shape[1]), dtype=dtype, device=device)
+    mask = torch.zeros((len(states), width), dtype=torch.long, device=device)
     for row, state in enumerate(states):
         hidden[row, : state.shape[0]] = state.to(dtype)
         mask[row, : state.shape[0]] = 1

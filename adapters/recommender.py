@@ -59,7 +59,10 @@ class LoraRecommender:
         bf16_scoring: bool | None = None,
         cache_bytes: int = 3 * 1024**3,
         progress: bool = True,
+        device: str | None = None,
     ) -> None:
+        if device is not None:
+            base.model.to(device)
         self.base = base
         self.titles = titles
         self.item_noun = item_noun
@@ -133,7 +136,7 @@ class LoraRecommender:
         """Adapter weights in peft's saved layout (adapter name stripped), detached copies."""
         self._require(name)
         state = get_peft_model_state_dict(self._peft, adapter_name=name)
-        return {key: value.detach().clone() for key, value in state.items()}
+        return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
 
     def set_lora_state(
         self, name: str, state: Mapping[str, torch.Tensor], config: TrainConfig | LoraConfig
@@ -260,7 +263,7 @@ class LoraRecommender:
                         cache=self.cache,
                         bf16=self.bf16_scoring,
                     )
-                out[name][batch] = torch.softmax(logits, dim=-1)[:, 0].double().numpy()
+                out[name][batch] = torch.softmax(logits, dim=-1)[:, 0].double().cpu().numpy()
         return out
 
     # ---- combination and persistence (adapters.merging / adapters.artifacts) ----------------

@@ -23,12 +23,17 @@ from adapters.forward import (
 )
 from adapters.layer_cache import HiddenStateCache, pad_hidden
 
-__all__ = ["EncodedPrompts", "batch_logits", "precision_context", "score_prompts"]
+__all__ = ["EncodedPrompts", "batch_logits", "model_device", "precision_context", "score_prompts"]
 
 
-def precision_context(bf16: bool) -> torch.autocast | nullcontext:
-    """bf16 autocast on CPU when asked, else a no-op context."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+def precision_context(bf16: bool, device_type: str = "cpu") -> torch.autocast | nullcontext:
+    """bf16 autocast on ``device_type`` ("cpu" or "cuda") when asked, else a no-op context."""
+    return torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device holding the model's parameters (inputs are moved there)."""
+    return next(model.parameters()).device
 
 
 class EncodedPrompts:
@@ -62,8 +67,10 @@ def _lower_hidden(
             states[i] = hit
     missing = [i for i in indices if i not in states]
     if missing:
+        device = model_device(model)
         ids, mask = right_pad([encoded.ids[i] for i in missing], encoded.pad_id)
-        with torch.no_grad(), precision_context(bf16):
+        ids, mask = ids.to(device), mask.to(device)
+        with torch.no_grad(), precision_context(bf16, device.type):
             hidden = hidden_entering_layer(model, ids, mask, start_layer).float()
         for row, i in enumerate(missing):
             state = hidden[row, : encoded.lengths[i]]
@@ -85,12 +92,15 @@ def batch_logits(
 
     With a cache and ``start_layer > 0`` only layers ``start_layer..`` run on the cached inputs.
     """
+    device = model_device(model)
     if cache is not None and start_layer > 0:
         hidden, mask = _lower_hidden(model, encoded, indices, start_layer, cache, bf16)
-        with precision_context(bf16):
+        hidden, mask = hidden.to(device), mask.to(device)
+        with precision_context(bf16, device.type):
             return answer_logits_from_hidden(model, hidden, mask, start_layer, encoded.answer_ids)
     ids, mask = right_pad([encoded.ids[i] for i in indices], encoded.pad_id)
-    with precision_context(bf16):
+    ids, mask = ids.to(device), mask.to(device)
+    with precision_context(bf16, device.type):
         return answer_logits(model, ids, mask, encoded.answer_ids)
 
 
@@ -116,7 +126,7 @@ def score_prompts(
                 logits = batch_logits(
                     model, encoded, batch, start_layer=start_layer, cache=cache, bf16=bf16
                 )
-            result[batch] = torch.softmax(logits, dim=-1)[:, 0].double().numpy()
+            result[batch] = torch.softmax(logits, dim=-1)[:, 0].double().cpu().numpy()
     finally:
         model.train(was_training)
     return result

@@ -208,7 +208,7 @@ def train_lora(
             logits = batch_logits(
                 model, train, batch, start_layer=start_layer, cache=cache, bf16=config.bf16_autocast
             )
-            loss = F.cross_entropy(logits, targets[batch])
+            loss = F.cross_entropy(logits, targets[batch].to(logits.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
