@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     metrics = TrainerMetrics()
     port = settings.trainer.metrics_port if args.metrics_port is None else args.metrics_port
-    server = MetricsServer(metrics, port, host=settings.bind_host).start()  # type: ignore[arg-type]
+    server = MetricsServer(metrics, port, host=settings.bind_host).start()
     try:
         run_trainer(settings, metrics=metrics, max_jobs=args.max_jobs)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from http.server import ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,7 +22,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import MetricsHandler
 
-__all__ = ["EVENT_STATUSES", "MetricsServer", "StreamMetrics", "lag_messages"]
+__all__ = ["EVENT_STATUSES", "MetricsServer", "MetricsSource", "StreamMetrics", "lag_messages"]
 
 EVENT_STATUSES = ("ok", "dlq", "late", "duplicate")
 """Label values of ``lsat_stream_events_total{status=...}``."""
@@ -114,10 +115,19 @@ class StreamMetrics:
         return generate_latest(self.registry)
 
 
+class MetricsSource(Protocol):
+    """What :class:`MetricsServer` serves: metrics on their own ``registry`` (e.g. the stream's
+    or the trainer's), renderable as text."""
+
+    registry: CollectorRegistry
+
+    def render(self) -> bytes: ...
+
+
 class MetricsServer:
     """``/metrics`` over HTTP in a daemon thread, bound to 127.0.0.1 by default."""
 
-    def __init__(self, metrics: StreamMetrics, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, metrics: MetricsSource, port: int, host: str = "127.0.0.1") -> None:
         handler = MetricsHandler.factory(metrics.registry)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True

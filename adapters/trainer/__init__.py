@@ -8,8 +8,9 @@ loop; :func:`bootstrap_long` trains and promotes the long-term adapter.
 from adapters.trainer.child import TINY_BASE_MODEL, ChildJob, ChildResult, train_in_child
 from adapters.trainer.errors import TrainerChildFailed, TrainerError
 from adapters.trainer.job import Retrainer, RetrainOutcome, split_window
-from adapters.trainer.long import bootstrap_long, long_refresh_due
+from adapters.trainer.long import bootstrap_long, long_refresh_due, refresh_long
 from adapters.trainer.metrics import TrainerMetrics
+from adapters.trainer.resume import resume_decision, resume_registered
 from adapters.trainer.service import run_trainer
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "TrainerMetrics",
     "bootstrap_long",
     "long_refresh_due",
+    "refresh_long",
+    "resume_decision",
+    "resume_registered",
     "run_trainer",
     "split_window",
     "train_in_child",

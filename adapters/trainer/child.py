@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -97,7 +98,22 @@ def run_job(job: ChildJob) -> ChildResult:
     return ChildResult(path=str(path), sha256=sha256, metrics=metrics)
 
 
-def _child_main(job: ChildJob, conn: Any) -> None:
+def _exit_when_orphaned(parent_pid: int, poll_s: float = 0.2) -> None:
+    """Kill this child as soon as its parent is gone (a killed trainer must not leave a child
+    that still writes an adapter folder nobody will register)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
+def _child_main(job: ChildJob, conn: Any, parent_pid: int) -> None:
+    _exit_when_orphaned(parent_pid)
     try:
         conn.send(("ok", run_job(job)))
     except BaseException as exc:
@@ -115,7 +131,7 @@ def train_in_child(
     """
     context = mp.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(job, sender), daemon=True)
+    process = context.Process(target=_child_main, args=(job, sender, os.getpid()), daemon=True)
     process.start()
     sender.close()
     log.info("training %s adapter in child pid %d", job.kind, process.pid)

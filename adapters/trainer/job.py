@@ -2,14 +2,18 @@
 
 Order of a job (each step only after the previous one finished):
 
-1. skip if a short adapter for this window is already registered (a re-delivered request);
+1. a re-delivered request whose short adapter is already registered is not retrained: a
+   version that was registered but never promoted (the trainer died in between) is verified and
+   promoted now (:mod:`.resume`), anything else is a duplicate;
 2. score the window with the serving long / short / combined adapters *before* training on it
    and record per-adapter AUC and logloss (registry + Prometheus) and the loss-drift statistic;
 3. train a new short adapter on the first 90 % in a child process (:mod:`.child`);
 4. verify its folder (sha256, finite weights), pick α and the merge weight on the last 10 %;
 5. register it — as a candidate if the combined validation AUC is not worse than the serving
    combination's by more than ``margin``, else as rejected with the reason — and promote it
-   (``serving-short``, plus ``serving-merged``), then publish the whole :class:`ServingSet`.
+   (``serving-short``, plus ``serving-merged``), then publish the whole :class:`ServingSet`;
+6. ask the long-adapter policy (:func:`.long.long_refresh_due`: every K windows, or a loss drift
+   detected in this window) and retrain + promote the long adapter when it says so.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +68,7 @@ class RetrainOutcome:
     version: AdapterVersion | None = None
     serving: ServingSet | None = None
     window_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    long_refreshed: AdapterVersion | None = None
 
 
 def split_window(samples: Sequence[Sample], validation_fraction: float) -> tuple[list, list]:
@@ -119,6 +124,9 @@ class Retrainer:
         self.metrics = metrics or TrainerMetrics()
         self.train_fn = train_fn
         self.loss_detector = PageHinkley()
+        self.drift_in_last_window = False
+        self.catalogue_reads = 0
+        self._titles: dict[str, str] = {}
         self._recommender: LoraRecommender | None = None
 
     # --- adapters in the (scoring-only) parent ------------------------------------------
@@ -142,9 +150,17 @@ class Retrainer:
             self.recommender.set_lora_state(name, loaded.state, loaded.config)
         return name
 
+    def titles_for(self, samples: Sequence[Sample]) -> dict[str, str]:
+        """Item titles, read from the store only when ``samples`` name an item not cached yet."""
+        needed = {s.item_id for s in samples} | {i for s in samples for i in s.history_item_ids}
+        if not needed <= self._titles.keys():
+            self._titles = {i: item.title for i, item in self.store.catalogue().items()}
+            self.catalogue_reads += 1
+        return self._titles
+
     # --- the job --------------------------------------------------------------------------
     def already_done(self, window_id: int) -> AdapterVersion | None:
-        """The short version already registered for this window, if any."""
+        """The newest short version already registered for this window, if any."""
         for version in self.registry.list(kind="short"):
             if str(window_id) in {str(w) for w in version.window_ids}:
                 return version
@@ -154,6 +170,8 @@ class Retrainer:
         """Run one job; raises (leaving the request to be retried) if training failed."""
         started = time.monotonic()
         outcome = self._handle(request)
+        if outcome.outcome in ("promoted", "rejected"):
+            outcome = self._refresh_long_if_due(request, outcome)
         self.metrics.retrain_total.labels(trigger=request.trigger, outcome=outcome.outcome).inc()
         self.metrics.retrain_duration.observe(time.monotonic() - started)
         log.info("window %d: %s (%s)", request.window_id, outcome.outcome, outcome.reason)
@@ -161,14 +179,16 @@ class Retrainer:
 
     def _handle(self, request: RetrainRequest) -> RetrainOutcome:
         window_id = request.window_id
-        done = self.already_done(window_id)
-        if done is not None:
-            return RetrainOutcome(window_id, "duplicate", f"already registered as {done.key}", done)
         samples = self.store.window_samples(window_id)
         samples = samples[-self.settings.trainer.max_samples_per_window :]
+        done = self.already_done(window_id)
+        if done is not None:
+            from adapters.trainer.resume import resume_registered
+
+            return resume_registered(self, request, done, samples)
         if len(samples) < 2:
             return RetrainOutcome(window_id, "skipped", f"window has {len(samples)} samples")
-        self.recommender.titles = {i: item.title for i, item in self.store.catalogue().items()}
+        self.recommender.titles = self.titles_for(samples)
         serving_long = self.registry.resolve(SERVING_ALIASES["long"])
         serving_short = self.registry.resolve(SERVING_ALIASES["short"])
         serving = current_serving_set(self.registry)
@@ -250,13 +270,28 @@ class Retrainer:
                 v = served[adapter]
                 self.registry.record_evaluation(v.kind, v.version, window_id, a, ll, len(samples))
         final = by_kind.get("combined", by_kind.get("short", by_kind.get("long")))
-        clipped = np.clip(final, 1e-7, 1 - 1e-7)
-        for y, p in zip(labels, clipped, strict=True):
-            self.loss_detector.update(float(-math.log(p if y == 1 else 1 - p)))
-            if self.loss_detector.drift_detected:
-                self.metrics.loss_drift_detections.inc()
-        self.metrics.loss_drift.set(self.loss_detector.statistic)
+        losses = [
+            float(-math.log(p if y == 1 else 1 - p))
+            for y, p in zip(labels, np.clip(final, 1e-7, 1 - 1e-7), strict=True)
+        ]
+        self.drift_in_last_window = self.observe_losses(losses) > 0
         return out
+
+    def observe_losses(self, losses: Sequence[float]) -> int:
+        """Feed per-sample losses to the drift detector; count (and return) new detections.
+
+        Only transitions into drift count, however long the detector stays there.
+        """
+        detections = 0
+        in_drift = self.loss_detector.drift_detected
+        for loss in losses:
+            now = self.loss_detector.update(loss).drift_detected
+            if now and not in_drift:
+                detections += 1
+                self.metrics.loss_drift_detections.inc()
+            in_drift = now
+        self.metrics.loss_drift.set(self.loss_detector.statistic)
+        return detections
 
     def _guard_and_register(
         self,
@@ -281,7 +316,7 @@ class Retrainer:
         p_new = probs[new_name]
         metrics: dict[str, float | int | str | None] = dict(result.metrics)
         metrics["val_auc_short"] = _metric(auc, labels, p_new)
-        alpha, merge_weight = 0.0, None
+        alpha = 0.0
         if long is not None:
             p_long = probs[self._loaded(long)]
             alpha = choose_alpha(labels, p_long, p_new).alpha
@@ -331,8 +366,21 @@ class Retrainer:
         if not promote:
             return RetrainOutcome(window_id, "rejected", reason, version, None, window_metrics)
         rec.set_lora_state(self._name(version), loaded.state, loaded.config)  # type: ignore[attr-defined]
-        merged = None
-        if long is not None and self.settings.trainer.merge:
+        published = self.promote(version, long, validation, reason)
+        return RetrainOutcome(window_id, "promoted", reason, version, published, window_metrics)
+
+    def promote(
+        self,
+        version: AdapterVersion,
+        long: AdapterVersion | None,
+        validation: list[Sample],
+        reason: str,
+    ) -> ServingSet | None:
+        """Merge with the serving long (if enabled), move the aliases, publish the serving set."""
+        window_id = int(version.window_ids[-1])
+        labels = np.array([s.label for s in validation])
+        merged, merge_weight = None, None
+        if long is not None and self.settings.trainer.merge and len(validation) > 1:
             merged, merge_weight = self._merge(long, version, validation, labels, window_id)
         self.registry.set_alias(
             SERVING_ALIASES["short"], "short", version.version, reason=reason, actor=ACTOR
@@ -345,8 +393,27 @@ class Retrainer:
                 reason=f"ΔW merge w={merge_weight} of {long.key}+{version.key}",
                 actor=ACTOR,
             )
-        published = self._publish()
-        return RetrainOutcome(window_id, "promoted", reason, version, published, window_metrics)
+        return self.publish_current()
+
+    def _refresh_long_if_due(
+        self, request: RetrainRequest, outcome: RetrainOutcome
+    ) -> RetrainOutcome:
+        """Retrain and promote the long adapter when :func:`long_refresh_due` says so."""
+        from adapters.trainer.long import long_refresh_due, refresh_long
+
+        long = self.registry.resolve(SERVING_ALIASES["long"])
+        shorts = self.registry.list(kind="short")
+        since = [v for v in shorts if long is None or v.created_at > long.created_at]
+        windows_since = len({str(w) for v in since for w in v.window_ids})
+        if long is None or not long_refresh_due(
+            self.settings, windows_since, self.drift_in_last_window
+        ):
+            return outcome
+        why = "loss drift" if self.drift_in_last_window else f"{windows_since} windows"
+        refreshed = refresh_long(self, request.window_id, reason=f"refresh after {why}")
+        self.loss_detector.reset()
+        self.drift_in_last_window = False
+        return replace(outcome, long_refreshed=refreshed, serving=self.publish_current())
 
     @staticmethod
     def _name(version: AdapterVersion) -> str:
@@ -362,7 +429,7 @@ class Retrainer:
     ) -> tuple[AdapterVersion, float]:
         """ΔW merge long + short with the weight that maximises validation AUC; register it."""
         rec = self.recommender
-        long_name, short_name = self._loaded(long), self._name(short)
+        long_name, short_name = self._loaded(long), self._loaded(short)
 
         def score(weight: float) -> float:
             rec.merge("merge-probe", [long_name, short_name], [weight, 1 - weight])
@@ -397,7 +464,8 @@ class Retrainer:
         )
         return merged, choice.alpha
 
-    def _publish(self) -> ServingSet | None:
+    def publish_current(self) -> ServingSet | None:
+        """Publish the serving set the registry aliases describe (and update the gauges)."""
         serving = current_serving_set(self.registry)
         if serving is None:
             return None

@@ -7,7 +7,9 @@ command (``lsat trainer --bootstrap-long``).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from adapters.artifacts import load_adapter
 from adapters.publication import SERVING_ALIASES
@@ -18,7 +20,10 @@ from lsat.data.types import Sample
 from lsat.settings import Settings
 from stream.store import SampleStore
 
-__all__ = ["bootstrap_long", "long_refresh_due"]
+if TYPE_CHECKING:
+    from adapters.trainer.job import Retrainer
+
+__all__ = ["bootstrap_long", "long_refresh_due", "refresh_long"]
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +73,6 @@ def bootstrap_long(
         raise ValueError(f"need at least 2 samples to train a long adapter, got {len(samples)}")
     train, validation = split_window(samples, settings.trainer.validation_fraction)
     label = "data" if window_ids is None else f"{min(window_ids)}-{max(window_ids)}"
-    import uuid
-
     job = ChildJob(
         base_model=settings.base_model,
         cache_dir=str(settings.cache_dir),
@@ -89,7 +92,7 @@ def bootstrap_long(
         path=result.path,
         sha256=result.sha256,
         window_id=list(window_ids) if window_ids else None,
-        trigger="bootstrap",
+        trigger="bootstrap" if reason == "bootstrap" else "refresh",
         metrics={**result.metrics, "samples": len(samples)},
     )
     registry.set_alias(
@@ -101,3 +104,22 @@ def bootstrap_long(
     )
     log.info("long adapter %s serving (%d samples)", version.key, len(samples))
     return version
+
+
+def refresh_long(retrainer: Retrainer, window_id: int, *, reason: str) -> AdapterVersion:
+    """Retrain the long adapter on the last ``long_bootstrap_windows`` windows the trainer saw
+    (up to ``window_id``) and promote it; the previous long version stays in the registry."""
+    seen = {int(w) for v in retrainer.registry.list(kind="short") for w in v.window_ids}
+    recent = sorted(w for w in seen | {window_id} if w <= window_id)
+    window_ids = recent[-retrainer.settings.trainer.long_bootstrap_windows :]
+    samples = [s for w in window_ids for s in retrainer.store.window_samples(w)]
+    log.info("refreshing the long adapter on windows %s (%s)", window_ids, reason)
+    return bootstrap_long(
+        retrainer.settings,
+        retrainer.registry,
+        samples=samples,
+        window_ids=window_ids,
+        titles=retrainer.titles_for(samples),
+        train_fn=retrainer.train_fn,
+        reason=reason,
+    )

@@ -30,11 +30,11 @@ def test_retrain_promotes_and_publishes_the_whole_serving_set(tmp_path: Path, db
     published: list[ServingSet] = []
     with open_registry(db_url) as registry:
         store = SampleStore(db_url)
-        retrainer = Retrainer(settings, registry, store, publish=published.append)
+        retrainer = Retrainer(settings, registry, store, publish=published.append, train_fn=run_job)
         first = retrainer.handle(_request(1))
         assert first.outcome == "promoted" and "short alone" in first.reason
         assert published[-1].long is None and published[-1].alpha == 0.0
-        long = bootstrap_long(settings, registry, store=store, window_ids=[1])
+        long = bootstrap_long(settings, registry, store=store, window_ids=[1], train_fn=run_job)
         second = retrainer.handle(_request(2))
         assert second.outcome == "promoted", second.reason
         serving = published[-1]
@@ -57,7 +57,7 @@ def test_margin_rejection_keeps_a_rejected_candidate(tmp_path: Path, sqlite_url:
     fill_windows(sqlite_url, {1: 40, 2: 40})
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
-        retrainer = Retrainer(settings, registry, store)
+        retrainer = Retrainer(settings, registry, store, train_fn=run_job)
         assert retrainer.handle(_request(1)).outcome == "promoted"
         outcome = retrainer.handle(_request(2))
         assert outcome.outcome == "rejected"
@@ -99,7 +99,7 @@ def test_corrupt_adapter_sha_mismatch_is_refused(tmp_path: Path, sqlite_url: str
     fill_windows(sqlite_url, {1: 30, 2: 30})
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
-        retrainer = Retrainer(settings, registry, store)
+        retrainer = Retrainer(settings, registry, store, train_fn=run_job)
         assert retrainer.handle(_request(1, 30)).outcome == "promoted"
         path = Path(registry.get("short", 1).path) / WEIGHTS_FILE
         data = bytearray(path.read_bytes())
@@ -107,7 +107,9 @@ def test_corrupt_adapter_sha_mismatch_is_refused(tmp_path: Path, sqlite_url: str
         path.write_bytes(bytes(data))
         with pytest.raises(AdapterIntegrityError, match="integrity"):
             load_adapter(path.parent)
-        fresh = Retrainer(settings, registry, store)  # a restarted trainer loads serving anew
+        fresh = Retrainer(
+            settings, registry, store, train_fn=run_job
+        )  # a restarted trainer loads serving anew
         with pytest.raises(AdapterIntegrityError, match="integrity"):
             fresh.handle(_request(2, 30))
         store.close()
