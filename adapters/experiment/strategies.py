@@ -264,15 +264,25 @@ def default_long_periods(n_periods: int) -> int:
     return max(1, n_periods // 2)
 
 
-def describe_plan(n_periods: int, long_periods: int, strategies: Sequence[str]) -> list[str]:
-    """One line per update period listing the roles trained (for ``--dry-run`` style output).
+def _span(periods: tuple[int, ...]) -> str:
+    """``(1, 2, 3)`` → ``1-3``; ``(4,)`` → ``4``."""
+    return str(periods[0]) if len(periods) == 1 else f"{periods[0]}-{periods[-1]}"
 
-    >>> describe_plan(3, 1, ["short", "long"])
-    ['period 1: short (1), long (1)', 'period 2: short (2)']
+
+def describe_plan(n_periods: int, long_periods: int, strategies: Sequence[str]) -> list[str]:
+    """One line per update period: the adapters trained, roles sharing one joined by ``=``.
+
+    >>> describe_plan(3, 1, ["short", "long", "finetune"])
+    ['period 1: short=finetune=long (1)', 'period 2: short (2), finetune (2, continued)']
     """
     lines = []
     for t in range(1, n_periods):
-        jobs = plan_updates(t, n_periods, long_periods, strategies)
-        parts = [f"{j.role} ({','.join(map(str, j.train_periods))})" for j in jobs]
+        groups: dict[tuple, list[AdapterJob]] = {}
+        for job in plan_updates(t, n_periods, long_periods, strategies):
+            groups.setdefault(job.share_key, []).append(job)
+        parts = []
+        for (periods, start), jobs in groups.items():
+            roles = "=".join(j.role for j in jobs)
+            parts.append(f"{roles} ({_span(periods)}{', continued' if start else ''})")
         lines.append(f"period {t}: " + (", ".join(parts) if parts else "nothing"))
     return lines

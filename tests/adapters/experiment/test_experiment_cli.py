@@ -44,7 +44,7 @@ def test_plan_prints_which_adapters_train_when(capsys: pytest.CaptureFixture[str
     assert args.func(args, Settings()) == 0
     err = capsys.readouterr().err
     assert "period 1: static (1)" in err
-    assert "period 3: short (3), long (1,2,3)" in err
+    assert "period 3: short (3), long (1-3)" in err
     assert "period 5: short (5)" in err
 
 
