@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "adapters.experiment.cli",
     "adapters.serve_cli",
     "adapters.trainer_cli",
+    "lsat.orchestrator.up_cli",
     "stream.cli",
 )
 

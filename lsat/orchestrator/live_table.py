@@ -1,0 +1,147 @@
+"""The live view of ``lsat up``: one row per window, read from the sample store and registry.
+
+Per window: trigger, samples, the test-then-train AUC of the long / short adapters that served
+when it closed (registry evaluations) and of their combination (the trainer's
+``lsat_adapter_auc{adapter="combined"}`` gauge, kept for the newest evaluated window), the α the
+new short adapter got and what happened to it (promoted / rejected).
+
+>>> row = WindowRow(3, "full", 40, auc_long=0.61, auc_short=0.58)
+>>> row.cells()
+['3', 'full', '40', '0.610', '0.580', '—', '—', '—']
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["WindowRow", "collect_rows", "render", "scrape_gauge"]
+
+COLUMNS = ("window", "trigger", "samples", "AUC long", "AUC short", "AUC comb.", "α", "version")
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+@dataclass
+class WindowRow:
+    """What the table shows for one window."""
+
+    window_id: int
+    trigger: str
+    samples: int
+    auc_long: float | None = None
+    auc_short: float | None = None
+    auc_combined: float | None = None
+    alpha: float | None = None
+    version: str = "—"
+
+    def cells(self) -> list[str]:
+        """The row as display strings, in :data:`COLUMNS` order."""
+        return [
+            str(self.window_id),
+            self.trigger,
+            str(self.samples),
+            _fmt(self.auc_long),
+            _fmt(self.auc_short),
+            _fmt(self.auc_combined),
+            "—" if self.alpha is None else f"{self.alpha:.1f}",
+            self.version,
+        ]
+
+
+@dataclass
+class CombinedTracker:
+    """Remembers the combined AUC per window from successive scrapes of the trainer gauge.
+
+    The gauge belongs to the newest evaluated window until a newer one is evaluated, so each
+    scrape updates that window only.
+
+    >>> t = CombinedTracker()
+    >>> t.update(newest_window=2, gauge=0.7); t.update(newest_window=3, gauge=0.6)
+    >>> t.by_window
+    {2: 0.7, 3: 0.6}
+    """
+
+    by_window: dict[int, float] = field(default_factory=dict)
+
+    def update(self, newest_window: int | None, gauge: float | None) -> None:
+        """Record ``gauge`` for the newest evaluated window (ignored when either is unknown)."""
+        if newest_window is not None and gauge is not None:
+            self.by_window[newest_window] = gauge
+
+
+def scrape_gauge(url: str, name: str, labels: Mapping[str, str], timeout_s: float = 2.0):
+    """The value of one sample of a Prometheus text endpoint, ``None`` if absent/unreachable."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def collect_rows(
+    store, registry, combined: Mapping[int, float], limit: int = 30
+) -> list[WindowRow]:
+    """Rows of the newest ``limit`` windows (oldest first) from a SampleStore and registry."""
+    from adapters.publication import ALPHA_METRIC
+
+    windows = store.last_closed_windows(limit) + store.open_windows()
+    evaluations = registry.evaluations()
+    shorts = registry.list(kind="short")
+    longs = registry.list(kind="long")
+    rows = []
+    for window in sorted(windows, key=lambda w: w.id)[-limit:]:
+        trigger = window.trigger or ("open" if window.status == "open" else "—")
+        row = WindowRow(window.id, trigger, window.count)
+        for ev in evaluations:
+            if ev.window_id == str(window.id):
+                if ev.kind == "long":
+                    row.auc_long = ev.auc
+                elif ev.kind == "short":
+                    row.auc_short = ev.auc
+        row.auc_combined = combined.get(window.id)
+        for version in shorts:
+            if str(window.id) in {str(w) for w in version.window_ids}:
+                alpha = version.metrics.get(ALPHA_METRIC)
+                row.alpha = None if alpha is None else float(alpha)
+                verdict = "promoted" if version.status == "candidate" else version.status
+                row.version = f"short/v{version.version} {verdict}"
+        for version in longs:
+            if str(window.id) in {str(w) for w in version.window_ids}:
+                row.version = f"long/v{version.version} (trained on it)"
+        rows.append(row)
+    return rows
+
+
+def newest_evaluated_window(registry) -> int | None:
+    """The largest window id with a recorded evaluation (``None`` when there is none)."""
+    ids = [int(ev.window_id) for ev in registry.evaluations() if str(ev.window_id).isdigit()]
+    return max(ids) if ids else None
+
+
+def render(rows: Sequence[WindowRow], urls: Mapping[str, str], status: str) -> Group:
+    """The table, the service URLs and a status line, as one renderable."""
+    table = Table(title="lsat up — test-then-train per window", expand=False)
+    for column in COLUMNS:
+        table.add_column(column, justify="right" if column != "version" else "left")
+    for row in rows:
+        table.add_row(*row.cells())
+    lines = Text()
+    for name, url in urls.items():
+        lines.append(f"{name:>18}: ", style="bold")
+        lines.append(f"{url}\n")
+    return Group(table, lines, Text(status, style="cyan"))
