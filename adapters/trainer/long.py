@@ -107,9 +107,12 @@ def bootstrap_long(
 
 
 def refresh_long(retrainer: Retrainer, window_id: int, *, reason: str) -> AdapterVersion:
-    """Retrain the long adapter on the last ``long_bootstrap_windows`` windows the trainer saw
-    (up to ``window_id``) and promote it; the previous long version stays in the registry."""
-    seen = {int(w) for v in retrainer.registry.list(kind="short") for w in v.window_ids}
+    """Retrain the long adapter on the last ``long_bootstrap_windows`` windows the registry knows
+    (learnt by a short or long version, up to ``window_id``) and promote it; the previous long
+    version stays in the registry."""
+    registry = retrainer.registry
+    known = [*registry.list(kind="short"), *registry.list(kind="long")]
+    seen = {int(w) for v in known for w in v.window_ids}
     recent = sorted(w for w in seen | {window_id} if w <= window_id)
     window_ids = recent[-retrainer.settings.trainer.long_bootstrap_windows :]
     samples = [s for w in window_ids for s in retrainer.store.window_samples(w)]

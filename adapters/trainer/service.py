@@ -1,9 +1,11 @@
 """The ``adapter.retrain`` consumer: one job at a time, offsets committed only after the job.
 
 Several trainers share one consumer group. A job runs to the end (registered or rejected) before
-its offset is committed, so a trainer killed mid-run leaves the request for the next one; the
-registry's per-window check makes a re-delivered request a no-op. kafka-python heartbeats from a
-background thread; ``max_poll_interval`` is set above the longest training run.
+its offset is committed, so a trainer killed mid-run leaves the request for the next one (its
+training child exits with it, leaving no adapter folder); a re-delivered request whose version
+is already registered is a no-op, or is promoted if the trainer died before promoting it.
+kafka-python heartbeats from a background thread; ``max_poll_interval`` is set above the
+longest training run.
 """
 
 from __future__ import annotations
