@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.artifacts import load_adapter, save_adapter
-from adapters.combine import choose_alpha, choose_merge_weight, ensemble
+from adapters.artifacts import load_adapter
+from adapters.combine import choose_alpha, ensemble
 from adapters.errors import AdapterIntegrityError
 from adapters.publication import (
     ALPHA_METRIC,
-    MERGE_WEIGHT_METRIC,
     SERVING_ALIASES,
     ServingSet,
     current_serving_set,
@@ -41,6 +40,7 @@ from adapters.publication import (
 from adapters.recommender import LoraRecommender
 from adapters.registry import AdapterVersion, RegistryStore
 from adapters.trainer.child import ChildJob, ChildResult, load_base, train_in_child
+from adapters.trainer.merge import merge_and_register
 from adapters.trainer.metrics import TrainerMetrics
 from adapters.training import TrainConfig
 from lsat.data.types import Sample
@@ -137,7 +137,7 @@ class Retrainer:
             self._recommender = LoraRecommender(base, {}, progress=False)
         return self._recommender
 
-    def _loaded(self, version: AdapterVersion) -> str:
+    def loaded(self, version: AdapterVersion) -> str:
         """Load a registered version into the recommender (verified) and return its name."""
         name = f"{version.kind}-v{version.version}"
         if name not in self.recommender.adapter_names:
@@ -253,7 +253,7 @@ class Retrainer:
         served = {v.kind: v for v in (long, short) if v is not None}
         if not served:
             return {}
-        names = {kind: self._loaded(v) for kind, v in served.items()}
+        names = {kind: self.loaded(v) for kind, v in served.items()}
         probs = self.recommender.score_many(list(names.values()), samples)
         by_kind = {kind: probs[name] for kind, name in names.items()}
         if "long" in by_kind and "short" in by_kind and serving is not None:
@@ -311,14 +311,14 @@ class Retrainer:
         if new_name in rec.adapter_names:
             rec.delete_adapter(new_name)
         rec.set_lora_state(new_name, loaded.state, loaded.config)  # type: ignore[attr-defined]
-        names = [new_name] + [self._loaded(v) for v in (long, short) if v is not None]
+        names = [new_name] + [self.loaded(v) for v in (long, short) if v is not None]
         probs = rec.score_many(names, validation)
         p_new = probs[new_name]
         metrics: dict[str, float | int | str | None] = dict(result.metrics)
         metrics["val_auc_short"] = _metric(auc, labels, p_new)
         alpha = 0.0
         if long is not None:
-            p_long = probs[self._loaded(long)]
+            p_long = probs[self.loaded(long)]
             alpha = choose_alpha(labels, p_long, p_new).alpha
             p_combined = ensemble(p_long, p_new, alpha)
         else:
@@ -327,9 +327,9 @@ class Retrainer:
         metrics["val_auc_combined"] = new_auc = _metric(auc, labels, p_combined)
         old_auc = None
         if short is not None:
-            p_old = probs[self._loaded(short)]
+            p_old = probs[self.loaded(short)]
             if long is not None and serving is not None:
-                p_old = ensemble(probs[self._loaded(long)], p_old, serving.alpha)
+                p_old = ensemble(probs[self.loaded(long)], p_old, serving.alpha)
             old_auc = _metric(auc, labels, p_old)
         metrics["serving_val_auc_combined"] = old_auc
         margin = self.settings.trainer.margin
@@ -381,7 +381,9 @@ class Retrainer:
         labels = np.array([s.label for s in validation])
         merged, merge_weight = None, None
         if long is not None and self.settings.trainer.merge and len(validation) > 1:
-            merged, merge_weight = self._merge(long, version, validation, labels, window_id)
+            merged, merge_weight = merge_and_register(
+                self, long, version, validation, labels, window_id
+            )
         self.registry.set_alias(
             SERVING_ALIASES["short"], "short", version.version, reason=reason, actor=ACTOR
         )
@@ -418,51 +420,6 @@ class Retrainer:
     @staticmethod
     def _name(version: AdapterVersion) -> str:
         return f"{version.kind}-v{version.version}"
-
-    def _merge(
-        self,
-        long: AdapterVersion,
-        short: AdapterVersion,
-        validation: list[Sample],
-        labels: np.ndarray,
-        window_id: int,
-    ) -> tuple[AdapterVersion, float]:
-        """ΔW merge long + short with the weight that maximises validation AUC; register it."""
-        rec = self.recommender
-        long_name, short_name = self._loaded(long), self._loaded(short)
-
-        def score(weight: float) -> float:
-            rec.merge("merge-probe", [long_name, short_name], [weight, 1 - weight])
-            try:
-                value = _metric(auc, labels, rec.score("merge-probe", validation))
-            finally:
-                rec.delete_adapter("merge-probe")
-            return math.nan if value is None else value
-
-        choice = choose_merge_weight(score, grid=(0.0, 0.25, 0.5, 0.75, 1.0))
-        rec.merge("merge-final", [long_name, short_name], [choice.alpha, 1 - choice.alpha])
-        target = self.settings.artifact_dir / f"merged-w{window_id}-{uuid.uuid4().hex[:8]}"
-        path = save_adapter(
-            target,
-            rec.lora_state("merge-final"),
-            rec.adapter_config("merge-final"),
-            {"base_model": rec.base.name, "kind": "merged", "window": window_id},
-        )
-        rec.delete_adapter("merge-final")
-        sha256 = load_adapter(path).metadata["sha256"]
-        metrics = {MERGE_WEIGHT_METRIC: choice.alpha}
-        if math.isfinite(choice.score):
-            metrics["val_auc_merged"] = choice.score
-        merged = self.registry.register(
-            "merged",
-            path=path,
-            sha256=sha256,
-            window_id=window_id,
-            trigger="merge",
-            parents=[long.key, short.key],
-            metrics=metrics,
-        )
-        return merged, choice.alpha
 
     def publish_current(self) -> ServingSet | None:
         """Publish the serving set the registry aliases describe (and update the gauges)."""
