@@ -112,14 +112,9 @@ def test_drift_detections_count_transitions_only(tmp_path: Path, sqlite_url: str
         store = SampleStore(sqlite_url)
         retrainer = Retrainer(trainer_settings(tmp_path, sqlite_url), registry, store)
         assert retrainer.observe_losses([0.1] * 200) == 0
-        high = retrainer.observe_losses([5.0] * 200)  # one sustained shift
-        updates_in_drift = 0
-        detector = retrainer.loss_detector
-        detector.reset()
-        for x in [0.1] * 200 + [5.0] * 200:
-            updates_in_drift += detector.update(x).drift_detected
-        assert high >= 1
-        assert high <= updates_in_drift
+        high = retrainer.observe_losses([5.0] * 100)  # one sustained shift, split over
+        high += retrainer.observe_losses([5.0] * 100)  # two windows: still one detection
+        assert high == 1
         text = retrainer.metrics.render().decode()
         assert f"lsat_trainer_loss_drift_detections_total {float(high)}" in text
         store.close()
