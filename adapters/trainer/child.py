@@ -30,6 +30,10 @@ TINY_BASE_MODEL = "tiny-llama"
 """Base model name of the random tiny Llama (hidden 128, 4 layers) used by tests and demos."""
 
 
+TRAINING_STARTED = "child pid %d: training the %s adapter on %d samples"
+"""Log line (stderr) a child writes once its model is loaded and training begins."""
+
+
 def load_base(name: str, cache_dir: Path) -> BaseLM:
     """The base LM called ``name`` (``"tiny-llama"``, ``"smollm2"`` or a HF path)."""
     if name == TINY_BASE_MODEL:
@@ -79,6 +83,7 @@ def run_job(job: ChildJob) -> ChildResult:
     recommender = LoraRecommender(
         base, dict(job.titles), item_noun=job.item_noun, train_config=config, progress=False
     )
+    log.info(TRAINING_STARTED, os.getpid(), job.kind, len(job.train))
     report = recommender.train_adapter(job.kind, job.train, job.validation, config=config)
     metrics = {
         "train_val_auc": float(report.val_auc),
@@ -114,6 +119,7 @@ def _exit_when_orphaned(parent_pid: int, poll_s: float = 0.2) -> None:
 
 def _child_main(job: ChildJob, conn: Any, parent_pid: int) -> None:
     _exit_when_orphaned(parent_pid)
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")  # stderr, inherited
     try:
         conn.send(("ok", run_job(job)))
     except BaseException as exc:

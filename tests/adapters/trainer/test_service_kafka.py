@@ -116,9 +116,9 @@ def test_killed_trainer_process_leaves_nothing_and_the_next_trainer_finishes(
         for line in process.stderr:  # type: ignore[union-attr]
             if "in child pid" in line:
                 child_pid = int(line.rsplit(" ", 1)[1])
-                break
+            if child_pid is not None and f"child pid {child_pid}: training" in line:
+                break  # the child loaded the model and is training now
         assert child_pid is not None, "the trainer never started a training child"
-        time.sleep(1.0)  # mid-training
         process.kill()
         process.wait(10)
     finally:
