@@ -20,7 +20,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["WindowRow", "collect_rows", "render", "scrape_gauge"]
+__all__ = ["WindowRow", "collect_rows", "render", "scrape", "scrape_gauge", "scrape_total"]
 
 COLUMNS = ("window", "trigger", "samples", "AUC long", "AUC short", "AUC comb.", "α", "version")
 
@@ -77,20 +77,35 @@ class CombinedTracker:
             self.by_window[newest_window] = gauge
 
 
-def scrape_gauge(url: str, name: str, labels: Mapping[str, str], timeout_s: float = 2.0):
-    """The value of one sample of a Prometheus text endpoint, ``None`` if absent/unreachable."""
+def scrape(url: str, timeout_s: float = 2.0) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample ``(name, labels, value)`` of a Prometheus text endpoint ([] if unreachable)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             text = response.read().decode()
     except OSError:
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
+        return []
+    return [
+        (sample.name, dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def scrape_gauge(
+    url: str, name: str, labels: Mapping[str, str], timeout_s: float = 2.0
+) -> float | None:
+    """The value of one sample with ``name`` and ``labels``; ``None`` if absent/unreachable."""
+    for sample, sample_labels, value in scrape(url, timeout_s):
+        if sample == name and all(sample_labels.get(k) == v for k, v in labels.items()):
+            return value
     return None
+
+
+def scrape_total(url: str, name: str, timeout_s: float = 2.0) -> float:
+    """The sum of every sample called ``name`` (0 when absent/unreachable)."""
+    return sum(value for sample, _, value in scrape(url, timeout_s) if sample == name)
 
 
 def collect_rows(

@@ -3,8 +3,8 @@
 Order: embedded tansu broker (unless a bootstrap address is configured) → worker and scorer
 child processes → replay child (a dataset, by default MovieLens-100K fetched into the cache) →
 once the first ``long_windows`` windows closed, ``lsat trainer --bootstrap-long`` on them, their
-retrain requests skipped (committed for the trainer's group) → ``lsat trainer --max-jobs N`` →
-the live table until the trainer finished its N jobs → everything stopped.
+retrain requests skipped (committed for the trainer's group) → ``lsat trainer`` → the live
+table until the trainer's ``lsat_retrain_total`` reaches N → everything stopped.
 
 Each run writes a fresh SQLite file under ``home/runs/<stamp>/`` (unless a database URL is
 configured) because the broker's memory storage starts empty: a database that has already seen
@@ -36,6 +36,7 @@ from lsat.orchestrator.live_table import (
     newest_evaluated_window,
     render,
     scrape_gauge,
+    scrape_total,
 )
 from lsat.orchestrator.supervisor import ChildSpec, Supervisor
 from lsat.settings import Settings
@@ -308,12 +309,15 @@ class UpRun:
 
     def _train(self, store, registry) -> bool:  # type: ignore[no-untyped-def]
         p, host = self.ports, self.settings.bind_host
-        argv = _lsat("trainer", "--metrics-port", p.trainer_metrics, "--max-jobs",
-                     self.options.windows)  # fmt: skip
-        trainer = self.supervisor.start(ChildSpec("trainer", argv, self._env(), expected_exit=True))
-        self.urls["trainer metrics"] = f"http://{host}:{p.trainer_metrics}/metrics"
+        argv = _lsat("trainer", "--metrics-port", p.trainer_metrics)
+        self.supervisor.start(ChildSpec("trainer", argv, self._env()))
+        url = self.urls["trainer metrics"] = f"http://{host}:{p.trainer_metrics}/metrics"
+
+        def jobs_done() -> bool:  # counted after a job registered, promoted and published
+            return scrape_total(url, "lsat_retrain_total", timeout_s=1.0) >= self.options.windows
+
         what = f"retraining {self.options.windows} window(s)"
-        return self._wait(lambda: trainer.exit_code() == 0, what, store, registry)
+        return self._wait(jobs_done, what, store, registry)
 
     # --- view -----------------------------------------------------------------------------
     def _refresh(self, store, registry) -> None:  # type: ignore[no-untyped-def]
