@@ -19,6 +19,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from lsat.orchestrator.up import UpOptions, UpRun
 
@@ -70,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--long-windows",
-        type=int,
+        type=_non_negative,
         default=defaults.long_windows,
         help=f"first windows the long adapter trains on ({defaults.long_windows})",
     )
