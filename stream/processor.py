@@ -89,6 +89,8 @@ class StreamProcessor:
         self.store = store
         self.metrics = metrics or StreamMetrics()
         self.detectors = detectors if detectors is not None else default_detectors(settings)
+        for detector in self.detectors.all():  # every series exists (at 0) before a detection
+            self.metrics.drift_detections.labels(detector=detector.name)
         self.policy = window_policy(settings)
         self.clock = clock
         self.categories: dict[str, Hashable] = {}

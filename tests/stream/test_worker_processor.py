@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -84,3 +85,25 @@ def test_malformed_events_become_dead_letters(tmp_path: Path) -> None:
     assert processor.on_interactions(batch) == []  # re-delivered: DLQ'd once only
     assert [d.reason for d in store.dead_letters()] == [code for code, _ in table]
     assert json.loads(out[0].value)["topic"] == "interactions"
+
+
+@pytest.mark.parametrize(
+    ("drift_detection", "expected"),
+    [(True, {"label_shift", "mix_shift"}), (False, set())],
+)
+def test_detection_series_exist_at_zero_before_any_detection(
+    tmp_path: Path, drift_detection: bool, expected: set[str]
+) -> None:
+    settings = stream_settings(tmp_path, f"sqlite:///{tmp_path / 'x.sqlite'}")
+    stream = dataclasses.replace(settings.stream, drift_detection=drift_detection)
+    settings = dataclasses.replace(settings, stream=stream)
+    processor = StreamProcessor(settings, SampleStore(settings.db_url))
+    samples = [
+        s
+        for metric in processor.metrics.registry.collect()
+        if metric.name == "lsat_stream_drift_detections"
+        for s in metric.samples
+        if s.name == "lsat_stream_drift_detections_total"
+    ]
+    assert {s.labels["detector"] for s in samples} == expected
+    assert all(s.value == 0 for s in samples)
