@@ -169,9 +169,13 @@ class Retrainer:
     def handle(self, request: RetrainRequest) -> RetrainOutcome:
         """Run one job; raises (leaving the request to be retried) if training failed."""
         started = time.monotonic()
-        outcome = self._handle(request)
-        if outcome.outcome in ("promoted", "rejected"):
-            outcome = self._refresh_long_if_due(request, outcome)
+        try:
+            outcome = self._handle(request)
+            if outcome.outcome in ("promoted", "rejected"):
+                outcome = self._refresh_long_if_due(request, outcome)
+        except Exception:  # counted here, re-raised for the caller's retry
+            self.metrics.retrain_total.labels(trigger=request.trigger, outcome="failed").inc()
+            raise
         self.metrics.retrain_total.labels(trigger=request.trigger, outcome=outcome.outcome).inc()
         self.metrics.retrain_duration.observe(time.monotonic() - started)
         log.info("window %d: %s (%s)", request.window_id, outcome.outcome, outcome.reason)
@@ -188,6 +192,7 @@ class Retrainer:
             return resume_registered(self, request, done, samples)
         if len(samples) < 2:
             return RetrainOutcome(window_id, "skipped", f"window has {len(samples)} samples")
+        self.metrics.window_id.set(window_id)
         self.recommender.titles = self.titles_for(samples)
         serving_long = self.registry.resolve(SERVING_ALIASES["long"])
         serving_short = self.registry.resolve(SERVING_ALIASES["short"])

@@ -8,7 +8,7 @@ __all__ = ["TrainerMetrics"]
 
 
 class TrainerMetrics:
-    """``lsat_adapter_*``, ``lsat_ensemble_alpha``, ``lsat_retrain_*`` and the loss-drift statistic.
+    """``lsat_adapter_*``, ``lsat_window_id``, ``lsat_ensemble_alpha``, ``lsat_retrain_*``, drift.
 
     >>> m = TrainerMetrics()
     >>> m.retrain_total.labels(trigger="full", outcome="promoted").inc()
@@ -37,9 +37,15 @@ class TrainerMetrics:
         self.merge_weight = Gauge(
             "lsat_merge_weight", "Long share of the serving merged adapter", registry=r
         )
+        self.window_id = Gauge(
+            "lsat_window_id",
+            "Window last evaluated and trained on (the window the AUC/logloss gauges describe)",
+            registry=r,
+        )
         self.retrain_total = Counter(
             "lsat_retrain",
-            "Retrain jobs by trigger and outcome",
+            "Retrain jobs by trigger and outcome (promoted, rejected, skipped, duplicate, ...; "
+            "failed = the job raised and its request will be retried)",
             ["trigger", "outcome"],
             registry=r,
         )

@@ -35,8 +35,8 @@ from lsat.orchestrator.live_table import (
     collect_rows,
     newest_evaluated_window,
     render,
+    scrape,
     scrape_gauge,
-    scrape_total,
 )
 from lsat.orchestrator.supervisor import ChildSpec, Supervisor
 from lsat.settings import Settings
@@ -314,7 +314,12 @@ class UpRun:
         url = self.urls["trainer metrics"] = f"http://{host}:{p.trainer_metrics}/metrics"
 
         def jobs_done() -> bool:  # counted after a job registered, promoted and published
-            return scrape_total(url, "lsat_retrain_total", timeout_s=1.0) >= self.options.windows
+            finished = sum(
+                value
+                for name, labels, value in scrape(url, timeout_s=1.0)
+                if name == "lsat_retrain_total" and labels.get("outcome") != "failed"
+            )
+            return finished >= self.options.windows
 
         what = f"retraining {self.options.windows} window(s)"
         return self._wait(jobs_done, what, store, registry)

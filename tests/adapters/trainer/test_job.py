@@ -49,6 +49,7 @@ def test_retrain_promotes_and_publishes_the_whole_serving_set(tmp_path: Path, db
         text = retrainer.metrics.render().decode()
         assert 'lsat_retrain_total{outcome="promoted",trigger="full"} 2.0' in text
         assert 'lsat_adapter_auc{adapter="combined"}' in text
+        assert "lsat_window_id 2.0" in text  # the window those AUC gauges describe
         store.close()
 
 
@@ -132,3 +133,27 @@ def test_child_failure_raises_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(TrainerChildFailed, match="failed"):
         train_in_child(job)
     assert not (tmp_path / "out").exists()
+
+
+def _failing_child(job: ChildJob) -> ChildResult:
+    """The real child runner on a base model that does not exist (the child exits non-zero)."""
+    import dataclasses
+
+    return train_in_child(dataclasses.replace(job, base_model="no-such-model-xyz"))
+
+
+def test_failed_job_is_counted_before_the_retry(tmp_path: Path, sqlite_url: str) -> None:
+    from adapters.trainer import TrainerChildFailed
+
+    settings = trainer_settings(tmp_path, sqlite_url)
+    fill_windows(sqlite_url, {1: 30})
+    with open_registry(sqlite_url) as registry:
+        store = SampleStore(sqlite_url)
+        retrainer = Retrainer(settings, registry, store, train_fn=_failing_child)
+        for attempt in (1, 2):
+            with pytest.raises(TrainerChildFailed):
+                retrainer.handle(_request(1, 30))
+            text = retrainer.metrics.render().decode()
+            assert f'lsat_retrain_total{{outcome="failed",trigger="full"}} {attempt}.0' in text
+        assert registry.list(kind="short") == []
+        store.close()
