@@ -29,6 +29,13 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
         "Same windows as the AUC panel.",
     ),
     (
+        "Window evaluated",
+        "none",
+        [("lsat_window_id", "window id")],
+        "The window the AUC and logloss panels describe (last evaluated and trained on); "
+        "a step marks the next window's values.",
+    ),
+    (
         "Ensemble α and merge weight",
         "none",
         [
