@@ -87,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/experiment"), help="output folder")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (1 helps on a busy CPU)"
+    )
     run.add_argument("--plan", action="store_true", help="print which adapters train when; exit")
 
 
@@ -136,6 +139,11 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         from adapters.base_model import load_base_model
         from adapters.experiment.runner import run_experiment
+
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
 
         run_experiment(
             config,
