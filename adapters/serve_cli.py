@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from stream.cli import resolve_kafka
 
     settings = resolve_kafka(settings)
+    port = settings.scorer.port if args.port is None else args.port
     base = load_base_model(settings.base_model, cache_dir=settings.cache_dir)
     history = StoreHistory(settings.db_url)
     recommender = LoraRecommender(base, history.titles(), progress=False)
@@ -30,7 +31,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    with Scorer(recommender, registry, settings, history_source=history, port=args.port) as scorer:
+    with Scorer(recommender, registry, settings, history_source=history, port=port) as scorer:
         print(f"scorer on {scorer.url} (Ctrl-C to stop)", flush=True)
         done.wait()
     registry.close()
@@ -42,5 +43,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve", help="run the hot-swapping scorer API", description=__doc__
     )
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    parser.add_argument("--port", type=int, help="HTTP port (default: LSAT_SCORER_PORT, else 8080)")
     parser.set_defaults(func=_serve)

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["KafkaSettings", "Settings", "StreamSettings", "TopicNames", "TrainerSettings"]
+__all__ = [
+    "KafkaSettings",
+    "ScorerSettings",
+    "Settings",
+    "StreamSettings",
+    "TopicNames",
+    "TrainerSettings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,13 @@ class TrainerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScorerSettings:
+    """The scorer (``lsat serve``): HTTP port of its API and ``/metrics``."""
+
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Top-level configuration; ``home`` holds caches, artifacts and the default SQLite file."""
 
@@ -97,6 +111,7 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    scorer: ScorerSettings = field(default_factory=ScorerSettings)
 
     @property
     def cache_dir(self) -> Path:
@@ -175,4 +190,5 @@ class Settings:
             kafka=kafka,
             stream=stream,
             trainer=trainer,
+            scorer=ScorerSettings(port=int(env.get("LSAT_SCORER_PORT", "8080"))),
         )

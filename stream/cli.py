@@ -1,4 +1,5 @@
-"""Subcommands of the streaming side: ``lsat broker``, ``worker``, ``replay``, ``retrain``."""
+"""Subcommands of the streaming side: ``lsat broker``, ``topics``, ``worker``, ``replay``,
+``retrain``."""
 
 from __future__ import annotations
 
@@ -59,6 +60,31 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
+    return 0
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from kafka.errors import KafkaError
+
+    from stream.topics import ensure_topics, topic_specs
+
+    settings = resolve_kafka(settings)
+    kafka = settings.kafka
+    if args.partitions is not None:
+        kafka = dataclasses.replace(kafka, partitions=args.partitions)
+    try:
+        topic_specs(kafka.topics, kafka.partitions)
+    except ValueError as exc:
+        print(f"lsat topics: {exc}", file=sys.stderr)
+        return 2
+    try:
+        created = ensure_topics(kafka, timeout_s=args.timeout)
+    except (KafkaError, TimeoutError) as exc:
+        print(f"could not create topics on {kafka.bootstrap_servers}: {exc!r}", file=sys.stderr)
+        return 1
+    for spec in topic_specs(kafka.topics, kafka.partitions):
+        state = "created" if spec.name in created else "exists"
+        print(f"{spec.name}: {state}")
     return 0
 
 
@@ -133,7 +159,7 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``broker``, ``worker``, ``replay`` and ``retrain``."""
+    """Add ``broker``, ``topics``, ``worker``, ``replay`` and ``retrain``."""
     from stream.replay import parse_speed
 
     p = subparsers.add_parser(
@@ -145,6 +171,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--partitions", type=int, default=1, help="partitions of interactions/items")
     p.add_argument("--storage", default="memory://tansu/", help="only memory:// is accepted")
     p.set_defaults(func=_broker)
+
+    p = subparsers.add_parser(
+        "topics",
+        help="create the project topics on Kafka (idempotent: existing topics are kept)",
+        description="Create interactions, items (compacted), the DLQ and adapter.* topics on "
+        "LSAT_KAFKA_BOOTSTRAP (else the local `lsat broker`); prints each topic's state.",
+    )
+    p.add_argument(
+        "--partitions", type=int, help="partitions of new topics (LSAT_KAFKA_PARTITIONS)"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the broker")
+    p.set_defaults(func=_topics)
 
     p = subparsers.add_parser(
         "worker",

@@ -56,7 +56,7 @@ class UpOptions:
     long_windows: int = 2
     speed: float = 0.0
     free_ports: bool = False
-    scorer_port: int = 8080
+    scorer_port: int | None = None  # None: settings.scorer.port (LSAT_SCORER_PORT)
     refresh_s: float = 2.0
     step_timeout_s: float = 1800.0
 
@@ -83,7 +83,7 @@ class Ports:
             settings.stream.worker_web_port,
             settings.stream.metrics_port,
             settings.trainer.metrics_port,
-            options.scorer_port,
+            settings.scorer.port if options.scorer_port is None else options.scorer_port,
         )
 
 

@@ -89,7 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=_positive, help="training epochs per adapter")
     p.add_argument("--train-samples", type=_positive, help="max training samples per window")
-    p.add_argument("--scorer-port", type=int, default=defaults.scorer_port)
+    p.add_argument(
+        "--scorer-port", type=int, help="scorer port (default: LSAT_SCORER_PORT, else 8080)"
+    )
     p.add_argument(
         "--free-ports",
         action="store_true",

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import yaml
-from deploy_paths import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, REPO_ROOT
+from deploy_paths import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, PROMETHEUS_CONFIG, REPO_ROOT
 
 from lsat.settings import Settings
 
@@ -157,3 +157,26 @@ def test_docker_compose_config_accepts_the_file(tmp_path) -> None:
         cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_topics_job_and_scorer_run_real_lsat_commands(compose: dict) -> None:
+    from lsat.cli import build_parser
+
+    services = compose["services"]
+    assert "entrypoint" not in services["kafka-topics"]  # the image's `lsat` entrypoint
+    for name in ("kafka-topics", "scorer"):
+        args = build_parser().parse_args(services[name]["command"])
+        assert callable(args.func), name
+
+
+def test_scorer_port_is_one_setting_everywhere(compose: dict) -> None:
+    scorer = compose["services"]["scorer"]
+    port = Settings.from_env(
+        {"LSAT_SCORER_PORT": scorer["environment"]["LSAT_SCORER_PORT"]}
+    ).scorer.port
+    assert "--port" not in scorer["command"]  # the default comes from LSAT_SCORER_PORT
+    assert f"127.0.0.1:{port}:{port}" in scorer["ports"]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(scorer["healthcheck"]["test"])
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "lsat-scorer")
+    assert job["static_configs"][0]["targets"] == [f"scorer:{port}"]

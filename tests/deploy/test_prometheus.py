@@ -41,7 +41,7 @@ def test_every_lsat_process_is_scraped_on_its_settings_port() -> None:
     settings = Settings()
     assert targets["lsat-worker"] == [f"worker:{settings.stream.metrics_port}"]
     assert targets["lsat-trainer"] == [f"trainer:{settings.trainer.metrics_port}"]
-    assert targets["lsat-scorer"] == ["scorer:8080"]  # `lsat serve --port 8080` in compose
+    assert targets["lsat-scorer"] == [f"scorer:{settings.scorer.port}"]
 
 
 def test_every_alert_has_severity_and_summary() -> None:
