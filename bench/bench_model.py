@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from flops import flop_bounds
 from peft import get_peft_model
 
 from adapters.base_model import load_base_model
@@ -31,15 +32,6 @@ from lsat.data.samples import build_samples
 from lsat.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
 def naive_scores(base, prompts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
@@ -116,7 +108,7 @@ def main() -> int:
         print(line, flush=True)
         lines.append(line)
 
-    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    fp32, bf16 = flop_bounds()
     say(f"matmul 2048² bound: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
     say("")
     prompts = [build_prompt(s, titles) for s in test]

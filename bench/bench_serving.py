@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flops import flop_bounds
 from peft import get_peft_model
 from peft.utils import get_peft_model_state_dict
 from tqdm import tqdm
@@ -41,15 +42,6 @@ from stream.broker import EmbeddedBroker, free_port
 from stream.topics import ensure_topics
 
 RESULTS = Path(__file__).parent / "results" / "serving.md"
-
-
-def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def random_adapter(base_model: torch.nn.Module, seed: int, folder: Path, kind: str) -> AdapterRef:
@@ -178,7 +170,7 @@ def main() -> None:
     ours_combined = np.array([e["p_combined"] for e in ours["items"]])
     max_diff = float(np.max(np.abs(ours_combined - naive)))
 
-    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    fp32, bf16 = flop_bounds()
     prompt_tokens = np.mean(
         [len(base.tokenizer.encode(build_prompt(s, titles))) for s in same_history]
     )
