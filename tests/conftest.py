@@ -167,3 +167,13 @@ def consume_all(
     finally:
         consumer.close()
     return records
+
+
+@pytest.fixture(scope="session")
+def live_system(tmp_path_factory: pytest.TempPathFactory, ml100k_dir: Path) -> object:
+    """ONE live run (broker, worker, trainer, scorer on the tiny Llama, Prometheus when
+    installed) shared by tests/test_end_to_end.py and tests/deploy/test_live_dashboard.py;
+    a :class:`live_system.LiveResult`, everything already stopped (see tests/live_system.py)."""
+    from live_system import run_live_system
+
+    return run_live_system(tmp_path_factory.mktemp("live"), ml100k_dir)

@@ -192,7 +192,6 @@ class Retrainer:
             return resume_registered(self, request, done, samples)
         if len(samples) < 2:
             return RetrainOutcome(window_id, "skipped", f"window has {len(samples)} samples")
-        self.metrics.window_id.set(window_id)
         self.recommender.titles = self.titles_for(samples)
         serving_long = self.registry.resolve(SERVING_ALIASES["long"])
         serving_short = self.registry.resolve(SERVING_ALIASES["short"])
@@ -264,6 +263,7 @@ class Retrainer:
         if "long" in by_kind and "short" in by_kind and serving is not None:
             by_kind["combined"] = ensemble(by_kind["long"], by_kind["short"], serving.alpha)
         out: dict[str, dict[str, float]] = {}
+        self.metrics.window_id.set(window_id)  # the window the AUC/logloss gauges now describe
         for adapter, p in by_kind.items():
             a, ll = _metric(auc, labels, p), _metric(logloss, labels, p)
             out[adapter] = {k: v for k, v in (("auc", a), ("logloss", ll)) if v is not None}

@@ -39,7 +39,7 @@ class TrainerMetrics:
         )
         self.window_id = Gauge(
             "lsat_window_id",
-            "Window last evaluated and trained on (the window the AUC/logloss gauges describe)",
+            "Window last scored before training on it (the window the AUC/logloss gauges describe)",
             registry=r,
         )
         self.retrain_total = Counter(
