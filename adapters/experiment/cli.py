@@ -90,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (1 helps on a busy CPU)"
     )
+    run.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device for the model: cpu (default), cuda, cuda:1, or auto (cuda if present)",
+    )
     run.add_argument("--plan", action="store_true", help="print which adapters train when; exit")
 
 
@@ -145,9 +150,15 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
             torch.set_num_threads(args.threads)
 
+        device = args.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         run_experiment(
             config,
             args.out,
+            device=device,
             base=lambda: load_base_model(config.base_model, cache_dir=settings.cache_dir),
             cache_dir=settings.cache_dir,
             console=console,

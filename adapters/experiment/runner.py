@@ -98,13 +98,15 @@ def run_experiment(
     console: Console | None = None,
     progress: bool = True,
     on_period_done: Callable[[int], None] | None = None,
+    device: str | None = None,
 ) -> ExperimentResult:
     """Run (or resume) the experiment into ``out_dir``; writes CSVs, summary and plot.
 
     ``base`` is the base LM or a function loading it (called once the configuration and the
     dataset have been checked, so bad input fails fast). ``on_period_done(t)`` is called after
-    update period t is saved (tests use it to simulate an interruption). Raises
-    :class:`ConfigMismatchError` when ``out_dir`` holds a run with another configuration.
+    update period t is saved (tests use it to simulate an interruption). ``device`` places the
+    model (``None``: the CPU; not part of the configuration, so a run resumes anywhere).
+    Raises :class:`ConfigMismatchError` when ``out_dir`` holds a run with another configuration.
     """
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
@@ -120,6 +122,7 @@ def run_experiment(
         train_config=config.train_config(base.model.config.num_hidden_layers),
         batch_size=config.score_batch_size,
         progress=progress,
+        device=device,
     )
     runner = PeriodRunner(config, periods, recommender, state, out_dir, console)
     skipped = list(state.completed)
