@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from adapters.experiment.strategies import STRATEGIES, second_half_periods
+from adapters.experiment.strategies import BASELINE_STRATEGIES, STRATEGIES, second_half_periods
 
 __all__ = [
     "PeriodResult",
@@ -197,7 +197,10 @@ def render_summary_table(summaries: Sequence[StrategySummary], title: str = "") 
     """The summary as a ``rich`` table (print it with ``rich.console.Console().print``)."""
     table = Table(title=title or None, caption="means over the averaged test periods")
     for attr, label, _ in _SUMMARY_COLUMNS:
-        table.add_column(label, justify="left" if attr == "strategy" else "right")
+        if attr == "strategy":
+            table.add_column(label, justify="left", no_wrap=True)
+        else:
+            table.add_column(label, justify="right")
     best = max((s.auc for s in summaries if math.isfinite(s.auc)), default=NAN)
     for s in summaries:
         cells = _summary_cells(s)
@@ -239,6 +242,19 @@ def write_summary(summaries: Sequence[StrategySummary], out_dir: Path, title: st
     (out_dir / "summary.md").write_text(summary_markdown(summaries, title))
 
 
+def _line_style(name: str) -> dict[str, object]:
+    """LSAT thick and solid, the other LoRA strategies solid, non-LLM baselines dotted.
+
+    >>> _line_style("lsat-en")["linewidth"], _line_style("mf")["linestyle"]
+    (2.2, ':')
+    """
+    if name.startswith("lsat"):
+        return {"linestyle": "-", "linewidth": 2.2, "marker": "o", "markersize": 4, "label": name}
+    if name in BASELINE_STRATEGIES:
+        return {"linestyle": ":", "linewidth": 1.2, "marker": ".", "markersize": 4, "label": name}
+    return {"linestyle": "-", "linewidth": 1.2, "marker": "o", "markersize": 3, "label": name}
+
+
 def plot_auc(rows: Sequence[PeriodResult], n_periods: int, path: Path, title: str = "") -> Path:
     """A PNG of AUC per test period, one line per strategy; the averaged half is shaded."""
     import matplotlib
@@ -246,7 +262,8 @@ def plot_auc(rows: Sequence[PeriodResult], n_periods: int, path: Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
+    colours = plt.get_cmap("tab20").colors
     try:
         half = second_half_periods(n_periods)
         if half:
@@ -258,14 +275,13 @@ def plot_auc(rows: Sequence[PeriodResult], n_periods: int, path: Path, title: st
             )
             if points:
                 xs, ys = zip(*points, strict=True)
-                style = "-" if name.startswith("lsat") else "--"
-                ax.plot(xs, ys, style, marker="o", markersize=3, label=name)
+                ax.plot(xs, ys, **_line_style(name), color=colours[STRATEGIES.index(name) % 20])
         ax.set_xlabel("test period")
         ax.set_ylabel("AUC")
         ax.set_xticks(range(2, n_periods + 1))
         ax.set_title(title or "AUC per period")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=2, loc="best")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         fig.savefig(path, dpi=120)
     finally:
