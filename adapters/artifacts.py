@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import shutil
 import uuid
@@ -121,9 +122,25 @@ def _fsync_directory(directory: Path) -> None:
             os.close(descriptor)
 
 
+def _finite_or_none(value: Any) -> Any:
+    """Replace NaN/Inf floats (e.g. an AUC on a one-class window) by None, recursively.
+
+    >>> _finite_or_none({"auc": float("nan"), "n": [1.0, float("inf")]})
+    {'auc': None, 'n': [1.0, None]}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
 def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Strict JSON (NaN/Inf written as null, so any parser reads it), fsynced."""
     try:
-        text = json.dumps(payload, indent=2, sort_keys=True)
+        text = json.dumps(_finite_or_none(payload), indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise AdapterArtifactError(f"metadata is not JSON-serialisable: {exc}") from None
     with open(path, "w", encoding="utf-8") as handle:
