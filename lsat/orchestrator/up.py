@@ -31,6 +31,7 @@ from pathlib import Path
 
 from lsat.orchestrator.errors import ChildCrashed, OrchestratorError
 from lsat.orchestrator.live_table import (
+    COLUMNS,
     CombinedTracker,
     collect_rows,
     newest_evaluated_window,
@@ -334,13 +335,17 @@ class UpRun:
         view = render(self.rows, self.urls, self.status)
         if self.live is not None:
             self.live.update(view)
-        else:
-            line = f"[lsat up] {self.status}; " + "; ".join(
-                " ".join(r.cells()) for r in self.rows[-3:]
-            )
-            if line != self._last_line:
-                self.console.print(line, markup=False, highlight=False)
-                self._last_line = line
+        else:  # not a terminal (a log file, CI): an append-only log of what changed
+            if self.status != self._last_status:
+                self.console.print(f"[lsat up] {self.status}", markup=False, highlight=False)
+                self._last_status = self.status
+            for row in self.rows:
+                cells = row.cells()
+                if self._printed.get(cells[0]) != cells:
+                    pairs = zip(COLUMNS, cells, strict=True)
+                    line = " | ".join(f"{name} {cell}" for name, cell in pairs)
+                    self.console.print(f"[lsat up] {line}", markup=False, highlight=False)
+                    self._printed[cells[0]] = cells
 
     # --- the run --------------------------------------------------------------------------
     def run(self, on_done: Callable[[UpRun], None] | None = None) -> int:
@@ -351,7 +356,8 @@ class UpRun:
         from stream.store import SampleStore
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.combined, self.rows, self._last_line = CombinedTracker(), [], ""
+        self.combined, self.rows = CombinedTracker(), []
+        self._last_status, self._printed = "", {}
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         broker = store = registry = None
         self.live = None
@@ -369,6 +375,8 @@ class UpRun:
             if finished:
                 self.status = f"done: {self.options.windows} window(s) retrained"
                 self._refresh(store, registry)
+                if self.live is None:
+                    self.console.print(render(self.rows, self.urls, self.status))
                 if on_done is not None:
                     on_done(self)
             else:
