@@ -205,7 +205,7 @@ def run_live_system(home: Path, ml100k_dir: Path) -> LiveResult:
     result = LiveResult()
     options = UpOptions(
         dataset=None, windows=2, window_size=40, long_windows=1, free_ports=True,
-        refresh_s=0.5, step_timeout_s=240,
+        refresh_s=0.5, stall_timeout_s=240,
     )  # fmt: skip
     source = load_dataset(ml100k_dir)
     wanted = (options.long_windows + options.windows + 1) * options.window_size

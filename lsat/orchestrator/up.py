@@ -59,7 +59,7 @@ class UpOptions:
     free_ports: bool = False
     scorer_port: int | None = None  # None: settings.scorer.port (LSAT_SCORER_PORT)
     refresh_s: float = 2.0
-    step_timeout_s: float = 1800.0
+    stall_timeout_s: float = 1800.0  # no visible progress (a window closed/evaluated/trained)
 
 
 @dataclass(frozen=True)
@@ -267,17 +267,24 @@ class UpRun:
     def _wait(self, done: Callable[[], bool], what: str, store, registry) -> bool:  # type: ignore[no-untyped-def]
         """Refresh the view until ``done()``; False when a stop was requested."""
         self.status = what
-        deadline = time.monotonic() + self.options.step_timeout_s
+        limit = self.options.stall_timeout_s
+        deadline, seen = time.monotonic() + limit, self._progress()
         while not done():
             if self.stop_requested.is_set():
                 return False
             self.supervisor.check()
             if time.monotonic() > deadline:
-                raise OrchestratorError(f"timed out after {self.options.step_timeout_s}s: {what}")
+                raise OrchestratorError(f"no progress for {limit:.0f}s: {what}")
             self._refresh(store, registry)
+            if (now := self._progress()) != seen:  # a slow machine is not a stalled one
+                deadline, seen = time.monotonic() + limit, now
             self.stop_requested.wait(self.options.refresh_s)
         self._refresh(store, registry)
         return True
+
+    def _progress(self) -> tuple[tuple[str, ...], ...]:
+        """What the table shows; any change counts as progress for the stall timeout."""
+        return tuple(tuple(row.cells()) for row in self.rows)
 
     def _bootstrap_long(self, store, registry) -> bool:  # type: ignore[no-untyped-def]
         count = self.options.long_windows
