@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -413,8 +413,3 @@ class UpRun:
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.stop_requested.set()
-
-
-def describe_urls(urls: Mapping[str, str]) -> str:
-    """The URLs, one per line."""
-    return "\n".join(f"{name}: {url}" for name, url in urls.items())
