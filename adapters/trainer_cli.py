@@ -28,6 +28,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of ``lsat trainer``."""
     from adapters.registry import open_registry
     from adapters.trainer import TrainerMetrics, bootstrap_long, run_trainer
+    from adapters.trainer.service import publish_current_serving_set
     from stream.metrics import MetricsServer
     from stream.store import SampleStore
 
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 version = bootstrap_long(settings, registry, store=store, window_ids=args.windows)
             finally:
                 store.close()
-        print(f"long adapter {version.key} serving")
+            publish_current_serving_set(settings, registry)
+        print(f"long adapter {version.key} serving and published")
         return 0
     metrics = TrainerMetrics()
     port = settings.trainer.metrics_port if args.metrics_port is None else args.metrics_port

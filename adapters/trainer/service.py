@@ -14,8 +14,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from adapters.publication import ServingSet
-from adapters.registry import open_registry
+from adapters.publication import ServingSet, current_serving_set
+from adapters.registry import RegistryStore, open_registry
 from adapters.trainer.child import train_in_child
 from adapters.trainer.errors import TrainerChildFailed
 from adapters.trainer.job import Retrainer, RetrainOutcome, TrainFn
@@ -99,3 +99,23 @@ def run_trainer(
         store.close()
         registry.close()
     return finished
+
+
+def publish_current_serving_set(settings: Settings, registry: RegistryStore) -> ServingSet | None:
+    """Publish what the registry's serving aliases describe on ``adapter.versions``.
+
+    Used after ``lsat trainer --bootstrap-long`` so running scorers swap to the new long adapter
+    at once instead of waiting for the first short promotion. ``None`` when nothing serves.
+    """
+    serving = current_serving_set(registry)
+    if serving is None:
+        return None
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**kafka_python_kwargs(settings.kafka), acks="all")
+    try:
+        topic = settings.kafka.topics.versions
+        producer.send(topic, serving.to_json(), key=b"serving").get(timeout=30)
+    finally:
+        producer.close()
+    return serving

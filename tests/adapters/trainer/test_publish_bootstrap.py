@@ -1,0 +1,32 @@
+"""After a long-adapter bootstrap the serving set is published, so scorers swap at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.publication import ServingSet
+from adapters.registry import open_registry
+from adapters.trainer.service import publish_current_serving_set
+from lsat.settings import KafkaSettings, Settings
+
+pytestmark = pytest.mark.kafka
+
+
+def test_publishes_the_registry_serving_set(
+    tmp_path: Path, fresh_kafka: KafkaSettings, consume: Callable
+) -> None:
+    settings = Settings(home=tmp_path, kafka=fresh_kafka)
+    with open_registry(settings.db_url) as registry:
+        assert publish_current_serving_set(settings, registry) is None  # nothing serves yet
+        long = registry.register("long", path=str(tmp_path / "long"), sha256="ab" * 32)
+        registry.set_alias("serving-long", "long", long.version, reason="bootstrap", actor="t")
+        published = publish_current_serving_set(settings, registry)
+    assert published is not None and published.keys == {"long": long.version}
+    records = consume(fresh_kafka, fresh_kafka.topics.versions, 1)
+    assert len(records) == 1
+    received = ServingSet.from_json(records[0].value)
+    assert received.keys == {"long": 1}
+    assert received.long is not None and received.long.sha256 == "ab" * 32
