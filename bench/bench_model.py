@@ -2,9 +2,12 @@
 
 Compares ours against a naive baseline (plain peft, all layers, fp32, every prompt padded to the
 longest, full-vocabulary head) and the machine's matmul FLOP bound measured in the same run,
-then ablates each speed-up on a small fixed ML-100K split. Writes bench/results/model.md.
+then ablates each speed-up on a fixed ML-100K split (train on a random sample of the earlier
+interactions, test on the next ones in time) with each variant's test AUC ± its standard error,
+so the effect of every speed-up on quality is visible next to its effect on speed. The like-rate
+baselines on the same test samples give context. Writes bench/results/model.md.
 
-    python bench/bench_model.py [--train 64 --test 128 --threads 2]
+    python bench/bench_model.py [--train 1200 --test 400 --threads 2 --epochs 1]
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from flops import flop_bounds
 from peft import get_peft_model
+from tqdm import tqdm
 
 from adapters.base_model import load_base_model
 from adapters.batching import right_pad
+from adapters.experiment.baselines import HistoryLikeRate, LikeRateSum
 from adapters.forward import answer_token_ids
 from adapters.prompts import build_prompt
 from adapters.recommender import LoraRecommender
@@ -29,6 +34,7 @@ from adapters.scoring import EncodedPrompts, score_prompts
 from adapters.training import TrainConfig, auc_or_nan, top_layers
 from lsat.data.loaders import load_dataset
 from lsat.data.samples import build_samples
+from lsat.evaluation import auc_standard_error
 from lsat.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +59,20 @@ def naive_scores(base, prompts: list[str], batch_size: int) -> tuple[np.ndarray,
     return np.concatenate(out), time.perf_counter() - started
 
 
-def naive_train(base, prompts, labels, config: TrainConfig) -> float:
-    """Plain peft training (all layers, fp32, padded to the longest, full head); seconds."""
+def auc_cell(labels: list[int], scores) -> str:
+    """``AUC ± standard error`` for a table cell."""
+    value = auc_or_nan(labels, scores)
+    positives = sum(labels)
+    return f"{value:.3f} ± {auc_standard_error(value, positives, len(labels) - positives):.3f}"
+
+
+def naive_train(
+    base, prompts, labels, config: TrainConfig, test_prompts: list[str]
+) -> tuple[float, np.ndarray]:
+    """Plain peft training (all layers, fp32, padded to the longest, full head).
+
+    Returns the training seconds (all epochs) and the trained model's naive test scores.
+    """
     torch.manual_seed(config.seed)
     model = get_peft_model(base.model, config.lora_config(), adapter_name="naive")
     tok = base.tokenizer
@@ -65,7 +83,8 @@ def naive_train(base, prompts, labels, config: TrainConfig) -> float:
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     model.train()
     started = time.perf_counter()
-    for i in range(0, len(ids), config.batch_size):
+    steps = [i for _ in range(config.epochs) for i in range(0, len(ids), config.batch_size)]
+    for i in tqdm(steps, desc="naive training", unit="batch"):
         chunk = ids[i : i + config.batch_size]
         padded, mask = right_pad([*chunk, [0] * width], 0)
         padded, mask = padded[:-1], mask[:-1]
@@ -78,14 +97,23 @@ def naive_train(base, prompts, labels, config: TrainConfig) -> float:
         optimizer.step()
     seconds = time.perf_counter() - started
     model.eval()
+    scores, _ = naive_scores(_Wrapped(base, model), test_prompts, 16)
     base.model = model.unload()
-    return seconds
+    return seconds, scores
+
+
+class _Wrapped:
+    """``base`` with its model swapped for ``model`` (what ``naive_scores`` reads)."""
+
+    def __init__(self, base, model) -> None:
+        self.tokenizer, self.model = base.tokenizer, model
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=64)
-    parser.add_argument("--test", type=int, default=128)
+    parser.add_argument("--train", type=int, default=1200)
+    parser.add_argument("--test", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=4, help="LoRA on the top N layers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model.md")
@@ -116,36 +144,45 @@ def main() -> int:
     tokens = sum(encoded.lengths)
     flops_per_token = 2 * sum(p.numel() for n, p in base.model.named_parameters() if "layers." in n)
     say(f"## Scoring {len(test)} test prompts ({tokens} tokens, mean {tokens / len(test):.0f})")
-    say("| variant | samples/s | tokens/s | vs naive | % of fp32 bound | % of bf16 bound |")
-    say("|---|---|---|---|---|---|")
+    say(
+        "| variant | samples/s | tokens/s | vs naive | % of fp32 bound | % of bf16 bound "
+        "| base-model AUC | max abs Δp vs naive |"
+    )
+    say("|---|---|---|---|---|---|---|---|")
     naive_p, naive_s = naive_scores(base, prompts, 16)
-    rows = [("naive (padded to longest, full head, fp32)", naive_s)]
+    rows = [("naive (padded to longest, full head, fp32)", naive_s, naive_p)]
     for label, kw in [
         ("bucketed + 2-row head, fp32", {"bf16": False}),
         ("bucketed + 2-row head, bf16 autocast", {"bf16": True}),
     ]:
         started = time.perf_counter()
         ours = score_prompts(base.model, encoded, batch_size=16, **kw)
-        rows.append((label, time.perf_counter() - started))
+        rows.append((label, time.perf_counter() - started, ours))
         if not kw["bf16"]:
             assert np.abs(ours - naive_p).max() < 1e-4, "fp32 scores differ from the naive forward"
-    for label, seconds in rows:
+    for label, seconds, scores in rows:
         gflops = tokens * flops_per_token / seconds / 1e9
         say(
             f"| {label} | {len(test) / seconds:.1f} | {tokens / seconds:.0f} | "
-            f"{naive_s / seconds:.2f}x | {100 * gflops / fp32:.0f}% | {100 * gflops / bf16:.0f}% |"
+            f"{naive_s / seconds:.2f}x | {100 * gflops / fp32:.0f}% | {100 * gflops / bf16:.0f}% "
+            f"| {auc_cell(test_labels, scores)} | {np.abs(scores - naive_p).max():.4f} |"
         )
     say("")
     train_prompts = [build_prompt(s, titles) for s in train]
     train_labels = [s.label for s in train]
-    config = TrainConfig(batch_size=8, epochs=1, lr=1e-3, seed=0)
-    say(f"## Training ablation: {len(train)} ML-100K train samples, 1 epoch, AUC on {len(test)}")
+    config = TrainConfig(batch_size=8, epochs=args.epochs, lr=1e-3, seed=0)
+    seen = len(train) * args.epochs
+    say(
+        f"## Training ablation: {len(train)} ML-100K train samples, {args.epochs} epoch(s), "
+        f"test AUC ± standard error on {len(test)}"
+    )
     say("| variant | train samples/s | vs naive | test AUC | train s |")
     say("|---|---|---|---|---|")
-    naive_seconds = naive_train(base, train_prompts, train_labels, config)
+    naive_seconds, naive_trained = naive_train(base, train_prompts, train_labels, config, prompts)
     say(
         f"| naive plain peft, all layers, fp32, padded, full head | "
-        f"{len(train) / naive_seconds:.2f} | 1.00x | (not scored) | {naive_seconds:.0f} |"
+        f"{seen / naive_seconds:.2f} | 1.00x | {auc_cell(test_labels, naive_trained)} "
+        f"| {naive_seconds:.0f} |"
     )
     top = top_layers(args.top, base.model.config.num_hidden_layers)
     variants = [
@@ -159,16 +196,24 @@ def main() -> int:
         (f"top {args.top} layers + cache + bf16", replace(config, layers=top, bf16_autocast=True)),
     ]
     for label, cfg in variants:
-        rec = LoraRecommender(base, titles, train_config=cfg, progress=False)
+        rec = LoraRecommender(base, titles, train_config=cfg, progress=True)
         report = rec.train_adapter("bench", train, [], config=cfg)
-        auc = auc_or_nan(test_labels, rec.score("bench", test))
+        cell = auc_cell(test_labels, rec.score("bench", test))
         say(
-            f"| {label} | {len(train) / report.seconds:.2f} | "
-            f"{naive_seconds / report.seconds:.2f}x | {auc:.3f} | {report.seconds:.0f} |"
+            f"| {label} | {seen / report.seconds:.2f} | "
+            f"{naive_seconds / report.seconds:.2f}x | {cell} | {report.seconds:.0f} |"
         )
         rec.delete_adapter("bench")
     say("")
-    say(f"base model (no adapter) test AUC: {auc_or_nan(test_labels, naive_p):.3f}")
+    say("Context on the same test samples (no LLM):")
+    say("")
+    say(f"- base model, no adapter: {auc_cell(test_labels, naive_p)}")
+    for name, baseline in [
+        ("like-rate of the sample's own history", HistoryLikeRate()),
+        ("user + item like-rate sum (fitted on the train samples)", LikeRateSum()),
+    ]:
+        scores = baseline.fit(train).predict_many(test)
+        say(f"- {name}: {auc_cell(test_labels, scores)}")
     args.out.write_text("\n".join(lines) + "\n")
     return 0
 
