@@ -19,7 +19,6 @@ Order of a job (each step only after the previous one finished):
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -40,11 +39,13 @@ from adapters.publication import (
 from adapters.recommender import LoraRecommender
 from adapters.registry import AdapterVersion, RegistryStore
 from adapters.trainer.child import ChildJob, ChildResult, load_base, train_in_child
+from adapters.trainer.guard import decide_promotion, metric_or_none
 from adapters.trainer.merge import merge_and_register
 from adapters.trainer.metrics import TrainerMetrics
+from adapters.trainer.window_evaluation import evaluate_serving_on_window
 from adapters.training import TrainConfig
 from lsat.data.types import Sample
-from lsat.evaluation import auc, logloss
+from lsat.evaluation import auc
 from lsat.settings import Settings
 from stream.drift.page_hinkley import PageHinkley
 from stream.store import SampleStore
@@ -92,18 +93,6 @@ def train_config_of(settings: Settings) -> TrainConfig:
         bf16_autocast=t.bf16,
         max_seconds=t.max_train_seconds,
     )
-
-
-def _metric(fn: Callable, labels: np.ndarray, probs: np.ndarray) -> float | None:
-    try:
-        value = float(fn(labels, probs))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 class Retrainer:
@@ -196,8 +185,8 @@ class Retrainer:
         serving_long = self.registry.resolve(SERVING_ALIASES["long"])
         serving_short = self.registry.resolve(SERVING_ALIASES["short"])
         serving = current_serving_set(self.registry)
-        window_metrics = self._test_then_train(
-            window_id, samples, serving_long, serving_short, serving
+        window_metrics = evaluate_serving_on_window(
+            self, window_id, samples, serving_long, serving_short, serving
         )
         train, validation = split_window(samples, self.settings.trainer.validation_fraction)
         result = self.train_fn(self._child_job("short", train, validation, window_id))
@@ -244,44 +233,6 @@ class Retrainer:
             metadata={"window": window},
         )
 
-    def _test_then_train(
-        self,
-        window_id: int,
-        samples: list[Sample],
-        long: AdapterVersion | None,
-        short: AdapterVersion | None,
-        serving: ServingSet | None,
-    ) -> dict[str, dict[str, float]]:
-        """Score the window with what serves now, before any training on it."""
-        labels = np.array([s.label for s in samples])
-        served = {v.kind: v for v in (long, short) if v is not None}
-        if not served:
-            return {}
-        names = {kind: self.loaded(v) for kind, v in served.items()}
-        probs = self.recommender.score_many(list(names.values()), samples)
-        by_kind = {kind: probs[name] for kind, name in names.items()}
-        if "long" in by_kind and "short" in by_kind and serving is not None:
-            by_kind["combined"] = ensemble(by_kind["long"], by_kind["short"], serving.alpha)
-        out: dict[str, dict[str, float]] = {}
-        self.metrics.window_id.set(window_id)  # the window the AUC/logloss gauges now describe
-        for adapter, p in by_kind.items():
-            a, ll = _metric(auc, labels, p), _metric(logloss, labels, p)
-            out[adapter] = {k: v for k, v in (("auc", a), ("logloss", ll)) if v is not None}
-            if a is not None:
-                self.metrics.adapter_auc.labels(adapter=adapter).set(a)
-            if ll is not None:
-                self.metrics.adapter_logloss.labels(adapter=adapter).set(ll)
-            if adapter in served:
-                v = served[adapter]
-                self.registry.record_evaluation(v.kind, v.version, window_id, a, ll, len(samples))
-        final = by_kind.get("combined", by_kind.get("short", by_kind.get("long")))
-        losses = [
-            float(-math.log(p if y == 1 else 1 - p))
-            for y, p in zip(labels, np.clip(final, 1e-7, 1 - 1e-7), strict=True)
-        ]
-        self.drift_in_last_window = self.observe_losses(losses) > 0
-        return out
-
     def observe_losses(self, losses: Sequence[float]) -> int:
         """Feed per-sample losses to the drift detector; count (and return) new detections.
 
@@ -320,7 +271,7 @@ class Retrainer:
         probs = rec.score_many(names, validation)
         p_new = probs[new_name]
         metrics: dict[str, float | int | str | None] = dict(result.metrics)
-        metrics["val_auc_short"] = _metric(auc, labels, p_new)
+        metrics["val_auc_short"] = metric_or_none(auc, labels, p_new)
         alpha = 0.0
         if long is not None:
             p_long = probs[self.loaded(long)]
@@ -329,32 +280,24 @@ class Retrainer:
         else:
             p_combined = p_new
         metrics[ALPHA_METRIC] = alpha
-        metrics["val_auc_combined"] = new_auc = _metric(auc, labels, p_combined)
+        metrics["val_auc_combined"] = new_auc = metric_or_none(auc, labels, p_combined)
         old_auc = None
         if short is not None:
             p_old = probs[self.loaded(short)]
             if long is not None and serving is not None:
                 p_old = ensemble(probs[self.loaded(long)], p_old, serving.alpha)
-            old_auc = _metric(auc, labels, p_old)
+            old_auc = metric_or_none(auc, labels, p_old)
         metrics["serving_val_auc_combined"] = old_auc
-        margin = self.settings.trainer.margin
-        if _finite(old_auc) and not _finite(new_auc):
-            reason = f"combined validation AUC undefined, serving has {old_auc:.4f}"
-            promote = False
-        elif _finite(old_auc) and new_auc < old_auc - margin:
-            reason = (
-                f"combined validation AUC {new_auc:.4f} is worse than the serving "
-                f"{old_auc:.4f} by more than the margin {margin}"
-            )
-            promote = False
-        else:
-            promote = True
-            reason = (
-                f"window {window_id} ({request.trigger}): combined validation AUC "
-                f"{new_auc if new_auc is None else round(new_auc, 4)} vs serving "
-                f"{old_auc if old_auc is None else round(old_auc, 4)}, α={alpha}"
-                + ("" if long is not None else "; no long adapter yet: short alone (α=0)")
-            )
+        decision = decide_promotion(
+            new_auc,
+            old_auc,
+            self.settings.trainer.margin,
+            window_id=window_id,
+            trigger=request.trigger,
+            alpha=alpha,
+            has_long=long is not None,
+        )
+        promote, reason = decision.promote, decision.reason
         clean = {k: v for k, v in metrics.items() if v is not None}
         version = self.registry.register(
             "short",
