@@ -55,9 +55,9 @@ from adapters.registry.errors import (
     VersionAllocationFailed,
     VersionRejected,
 )
+from adapters.registry.evaluation_rows import evaluation_query, upsert_evaluation
 from adapters.registry.mapping import change_entity, evaluation_entity, version_entity
 from adapters.registry.models import (
-    AdapterEvaluationRow,
     AdapterVersionRow,
     AliasHistoryRow,
     AliasRow,
@@ -370,26 +370,7 @@ class SqlRegistryStore(RegistryStore):
         }
         with self._transaction() as session:
             self._version_row(session, kind, version)
-            query = select(AdapterEvaluationRow).where(
-                AdapterEvaluationRow.kind == kind,
-                AdapterEvaluationRow.version == version,
-                AdapterEvaluationRow.window_id == window,
-            )
-            for _ in range(2):  # a concurrent first insert makes the second pass an update
-                row = session.scalar(query)
-                if row is None:
-                    row = AdapterEvaluationRow(kind=kind, version=version, window_id=window)
-                    try:
-                        with session.begin_nested():
-                            _assign(row, values, recorded_at=utc_now())
-                            session.add(row)
-                    except IntegrityError:
-                        continue
-                else:
-                    _assign(row, values, recorded_at=utc_now())
-                    session.flush()
-                return evaluation_entity(row)
-            raise AssertionError("unreachable: evaluation row neither inserted nor found")
+            return upsert_evaluation(session, kind, version, window, values)
 
     def evaluations(
         self,
@@ -397,18 +378,6 @@ class SqlRegistryStore(RegistryStore):
         version: int | None = None,
         window_id: WindowId | None = None,
     ) -> builtins.list[Evaluation]:
-        query = select(AdapterEvaluationRow).order_by(AdapterEvaluationRow.id)
-        if kind is not None:
-            query = query.where(AdapterEvaluationRow.kind == check.check_kind(kind))
-        if version is not None:
-            query = query.where(AdapterEvaluationRow.version == check.check_version(version))
-        if window_id is not None:
-            window = str(check.check_window_ids(window_id)[0])
-            query = query.where(AdapterEvaluationRow.window_id == window)
+        query = evaluation_query(kind, version, window_id)
         with self._transaction(read_only=True) as session:
             return [evaluation_entity(row) for row in session.scalars(query)]
-
-
-def _assign(row: object, values: Mapping[str, Any], **extra: Any) -> None:
-    for name, value in {**values, **extra}.items():
-        setattr(row, name, value)
