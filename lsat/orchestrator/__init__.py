@@ -2,7 +2,8 @@
 
 Modules: :mod:`~lsat.orchestrator.supervisor` (child processes), :mod:`~lsat.orchestrator.
 live_table` (the rich view), :mod:`~lsat.orchestrator.up` (the run), :mod:`~lsat.orchestrator.
-up_cli` (the subcommand).
+retrain_skip` (the bootstrap windows' retrain requests), :mod:`~lsat.orchestrator.up_cli` (the
+subcommand).
 """
 
 from lsat.orchestrator.errors import ChildCrashed, OrchestratorError

@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,12 +39,13 @@ from lsat.orchestrator.live_table import (
     scrape,
     scrape_gauge,
 )
+from lsat.orchestrator.retrain_skip import skip_retrain_requests
 from lsat.orchestrator.supervisor import ChildSpec, Supervisor
 from lsat.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Ports", "UpOptions", "UpRun", "child_env", "events_needed", "skip_retrain_requests"]
+__all__ = ["Ports", "UpOptions", "UpRun", "child_env", "events_needed"]
 
 
 @dataclass(frozen=True)
@@ -133,57 +134,6 @@ def events_needed(events: Iterable[tuple[str, int]], samples: int, history_lengt
                 return count
         seen[user] = seen.get(user, 0) + 1
     return count
-
-
-def skip_retrain_requests(settings: Settings, up_to_window: int, timeout_s: float = 60.0) -> int:
-    """Commit the trainer group's offset past the retrain request of ``up_to_window`` (those
-    windows trained the long adapter); returns the committed offset."""
-    from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-
-    from stream.kafka_client import kafka_python_kwargs
-    from stream.triggers import RetrainRequest
-
-    topic = settings.kafka.topics.retrain
-    consumer = KafkaConsumer(
-        **kafka_python_kwargs(settings.kafka),
-        group_id=settings.trainer.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        deadline = time.monotonic() + timeout_s
-        windows: list[tuple[int, int]] = []  # (offset, window id)
-        quiet_polls = 0
-        while time.monotonic() < deadline and quiet_polls < 3:
-            batch = [r for rs in consumer.poll(timeout_ms=500).values() for r in rs]
-            windows += [(r.offset, RetrainRequest.from_json(r.value).window_id) for r in batch]
-            seen_target = any(w >= up_to_window for _, w in windows)
-            quiet_polls = quiet_polls + 1 if seen_target and not batch else 0
-        if not any(w >= up_to_window for _, w in windows):
-            raise OrchestratorError(
-                f"no retrain request for window {up_to_window} within {timeout_s}s"
-            )
-        offset = skip_offset(windows, up_to_window)
-        consumer.commit({partition: OffsetAndMetadata(offset, None, -1)})
-        return offset
-    finally:
-        consumer.close()
-
-
-def skip_offset(requests: Sequence[tuple[int, int]], up_to_window: int) -> int:
-    """The offset to resume at: the first request for a window after ``up_to_window``, else past
-    the last request read (repeated requests for skipped windows before it are skipped too).
-
-    >>> skip_offset([(0, 1), (1, 1), (2, 2), (3, 3)], 1)
-    2
-    >>> skip_offset([(0, 1), (1, 2)], 2)
-    2
-    """
-    later = [offset for offset, window in requests if window > up_to_window]
-    return min(later, default=max(offset for offset, _ in requests) + 1)
 
 
 def _lsat(*args: object) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 
 from lsat.orchestrator import ChildCrashed, ChildSpec, Supervisor, events_needed
 from lsat.orchestrator.live_table import CombinedTracker, WindowRow
-from lsat.orchestrator.up import skip_offset
+from lsat.orchestrator.retrain_skip import skip_offset
 
 REPO = Path(__file__).resolve().parents[2]
 
