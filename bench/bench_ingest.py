@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_data import ml100k_folder
+
 from lsat.data.loaders import load_dataset
 from lsat.settings import KafkaSettings, Settings, StreamSettings
 from stream.broker import EmbeddedBroker, free_port
@@ -23,7 +25,6 @@ from stream.processor import StreamProcessor
 from stream.replay import replay
 from stream.store import SampleStore, SourcePosition
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.md"
 
 
@@ -57,10 +58,10 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, help="dataset folder (default: ML-100K)")
     args = parser.parse_args()
 
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data or ml100k_folder())
     dataset.interactions = dataset.interactions[: args.events]
     n = len(dataset.interactions)
     with (

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bench_data import ROOT, cache_dir, fixed_split
 from flops import flop_bounds
 from peft import get_peft_model
 from tqdm import tqdm
@@ -32,12 +33,7 @@ from adapters.prompts import build_prompt
 from adapters.recommender import LoraRecommender
 from adapters.scoring import EncodedPrompts, score_prompts
 from adapters.training import TrainConfig, auc_or_nan, top_layers
-from lsat.data.loaders import load_dataset
-from lsat.data.samples import build_samples
 from lsat.evaluation import auc_standard_error
-from lsat.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def naive_scores(base, prompts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
@@ -119,16 +115,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = Settings.from_env()
-    cache_dir = settings.cache_dir if settings.home.is_absolute() else ROOT / settings.cache_dir
-    base = load_base_model("smollm2", cache_dir=cache_dir)
-    dataset = load_dataset(ROOT.parent / "shared" / "data" / "ml-100k")
-    titles = {k: v.title for k, v in dataset.items.items()}
-    samples = build_samples(dataset)
-    rng = np.random.default_rng(0)
-    picked = rng.choice(len(samples) - 5000, args.train + args.test, replace=False)
-    train = [samples[i] for i in sorted(picked[: args.train])]
-    test = [samples[-5000:][i] for i in range(args.test)]
+    base = load_base_model("smollm2", cache_dir=cache_dir())
+    titles, train, test = fixed_split(args.train, args.test)
     test_labels = [s.label for s in test]
     lines = [f"# Model core benchmark (SmolLM2-135M, {args.threads} threads)", ""]
 
