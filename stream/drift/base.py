@@ -10,7 +10,9 @@ from __future__ import annotations
 import abc
 from typing import Any, Self
 
-__all__ = ["DriftDetector"]
+from stream.errors import InvalidConfig
+
+__all__ = ["DriftDetector", "check_block_sizes"]
 
 
 class DriftDetector(abc.ABC):
@@ -56,3 +58,19 @@ class DriftDetector(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(statistic={self.statistic:.4g})"
+
+
+def check_block_sizes(reference_size: int, window_size: int, min_count: int) -> None:
+    """Validate a two-block detector's sizes (reference block vs sliding recent window).
+
+    >>> check_block_sizes(5000, 2000, 1000)
+    >>> check_block_sizes(10, 5, 6)
+    Traceback (most recent call last):
+    ...
+    stream.errors.InvalidConfig: need reference_size >= 1 and 1 <= min_count <= window_size; got reference_size=10, window_size=5, min_count=6
+    """  # noqa: E501
+    if not 1 <= min_count <= window_size or reference_size < 1:
+        raise InvalidConfig(
+            f"need reference_size >= 1 and 1 <= min_count <= window_size; got "
+            f"{reference_size=}, {window_size=}, {min_count=}"
+        )

@@ -19,7 +19,7 @@ import math
 from collections import deque
 from typing import Self
 
-from stream.drift.base import DriftDetector
+from stream.drift.base import DriftDetector, check_block_sizes
 from stream.errors import InvalidConfig
 
 __all__ = ["LabelRateShift"]
@@ -47,11 +47,7 @@ class LabelRateShift(DriftDetector):
         z_warning: float = 4.0,
     ) -> None:
         super().__init__()
-        if not 1 <= min_count <= window_size or reference_size < 1:
-            raise InvalidConfig(
-                f"need reference_size >= 1 and 1 <= min_count <= window_size; got "
-                f"{reference_size=}, {window_size=}, {min_count=}"
-            )
+        check_block_sizes(reference_size, window_size, min_count)
         if not 0 < z_warning <= z_threshold:
             raise InvalidConfig(
                 f"need 0 < z_warning <= z_threshold, got {z_warning}, {z_threshold}"

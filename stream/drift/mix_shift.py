@@ -20,7 +20,7 @@ from collections import Counter, deque
 from collections.abc import Hashable, Mapping
 from typing import Self
 
-from stream.drift.base import DriftDetector
+from stream.drift.base import DriftDetector, check_block_sizes
 from stream.errors import InvalidConfig
 
 __all__ = ["MixShift", "js_divergence"]
@@ -48,11 +48,7 @@ class MixShift(DriftDetector):
         warning: float = 0.012,
     ) -> None:
         super().__init__()
-        if not 1 <= min_count <= window_size or reference_size < 1:
-            raise InvalidConfig(
-                f"need reference_size >= 1 and 1 <= min_count <= window_size; got "
-                f"{reference_size=}, {window_size=}, {min_count=}"
-            )
+        check_block_sizes(reference_size, window_size, min_count)
         if not 0 < warning <= threshold <= 1:
             raise InvalidConfig(f"need 0 < warning <= threshold <= 1, got {warning}, {threshold}")
         self.reference_size, self.window_size, self.min_count = (
