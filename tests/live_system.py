@@ -149,6 +149,7 @@ def _end_to_end_view(run, seen: dict[str, object]) -> None:  # type: ignore[no-u
     samples = {(n, labels.get("adapter")): v for n, labels, v in scrape(metrics)}
     window = seen["window_id"] = samples.get(("lsat_window_id", None))
     seen["window_auc_long"] = samples.get(("lsat_adapter_auc", "long"))
+    seen["window_auc_combined"] = samples.get(("lsat_adapter_auc", "combined"))
     seen["registry_auc_long"] = None
     for _ in range(20):  # recorded just after the gauges are set
         with open_registry(run.database_url) as registry:

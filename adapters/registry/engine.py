@@ -26,6 +26,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 
 from adapters.registry.migrations import MIGRATIONS_DIR, VERSION_TABLE
+from lsat.sqlite_wal import enable_wal
 
 __all__ = [
     "READ_ONLY_OPTION",
@@ -71,9 +72,9 @@ def _make_sqlite_transactional(engine: Engine, *, wal: bool) -> None:
         dbapi_connection.isolation_level = None  # the driver no longer issues BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        if wal:
-            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+        if wal:
+            enable_wal(dbapi_connection, SQLITE_BUSY_TIMEOUT_S)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

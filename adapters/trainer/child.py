@@ -8,9 +8,12 @@ staging folder into place) and the parent raises :class:`TrainerChildFailed`.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
 import os
+import signal
+import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -93,6 +96,7 @@ def run_job(job: ChildJob) -> ChildResult:
     }
     metrics = {k: v for k, v in metrics.items() if v == v}  # drop NaN (single-class validation)
     metadata = {**job.metadata, "base_model": base.name, "kind": job.kind, "metrics": metrics}
+    _exit_if_orphaned()  # nobody would register the folder
     path = save_adapter(
         Path(job.target_dir),
         recommender.lora_state(job.kind),
@@ -103,11 +107,37 @@ def run_job(job: ChildJob) -> ChildResult:
     return ChildResult(path=str(path), sha256=sha256, metrics=metrics)
 
 
+_watched_parent: int | None = None
+"""In a training child: the trainer's pid (None when :func:`run_job` runs in-process)."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _exit_if_orphaned() -> None:
+    """In a training child whose trainer is gone: exit now, writing nothing."""
+    if _watched_parent is not None and os.getppid() != _watched_parent:
+        os._exit(70)
+
+
 def _exit_when_orphaned(parent_pid: int, poll_s: float = 0.2) -> None:
     """Kill this child as soon as its parent is gone (a killed trainer must not leave a child
-    that still writes an adapter folder nobody will register)."""
+    that still writes an adapter folder nobody will register).
+
+    On Linux the kernel does it (``PR_SET_PDEATHSIG`` = SIGKILL, at the parent's death); a
+    watcher thread polling the parent pid is the portable fallback, and :func:`run_job` checks
+    once more right before it moves the finished folder into place.
+    """
     import threading
     import time
+
+    global _watched_parent
+    _watched_parent = parent_pid
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl: the watcher still works
+            log.debug("prctl(PR_SET_PDEATHSIG) unavailable")
+    _exit_if_orphaned()  # the parent may have died before prctl took effect
 
     def watch() -> None:
         while os.getppid() == parent_pid:

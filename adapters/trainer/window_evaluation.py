@@ -43,17 +43,24 @@ def evaluate_serving_on_window(
     if "long" in by_kind and "short" in by_kind and serving is not None:
         by_kind["combined"] = ensemble(by_kind["long"], by_kind["short"], serving.alpha)
     out: dict[str, dict[str, float]] = {}
-    retrainer.metrics.window_id.set(window_id)  # the window the AUC/logloss gauges now describe
     for adapter, p in by_kind.items():
         a, ll = metric_or_none(auc, labels, p), metric_or_none(logloss, labels, p)
         out[adapter] = {k: v for k, v in (("auc", a), ("logloss", ll)) if v is not None}
-        if a is not None:
-            retrainer.metrics.adapter_auc.labels(adapter=adapter).set(a)
-        if ll is not None:
-            retrainer.metrics.adapter_logloss.labels(adapter=adapter).set(ll)
-        if adapter in served:
-            v = served[adapter]
-            retrainer.registry.record_evaluation(v.kind, v.version, window_id, a, ll, len(samples))
+    # the window id first, then every gauge at once, the registry writes after: a scrape sees
+    # at worst the new window with some old values (fixed by the next scrape), never new values
+    # under the old window (which the live table would keep for good)
+    metrics = retrainer.metrics
+    metrics.window_id.set(window_id)
+    for adapter, values in out.items():
+        if "auc" in values:
+            metrics.adapter_auc.labels(adapter=adapter).set(values["auc"])
+        if "logloss" in values:
+            metrics.adapter_logloss.labels(adapter=adapter).set(values["logloss"])
+    for adapter, v in served.items():
+        values = out[adapter]
+        retrainer.registry.record_evaluation(
+            v.kind, v.version, window_id, values.get("auc"), values.get("logloss"), len(samples)
+        )
     final = by_kind.get("combined", by_kind.get("short", by_kind.get("long")))
     losses = [
         float(-math.log(p if y == 1 else 1 - p))

@@ -20,7 +20,16 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["WindowRow", "collect_rows", "render", "scrape", "scrape_gauge", "scrape_total"]
+__all__ = [
+    "CombinedTracker",
+    "WindowRow",
+    "collect_rows",
+    "render",
+    "scrape",
+    "scrape_gauge",
+    "scrape_total",
+    "scrape_window_combined",
+]
 
 COLUMNS = ("window", "trigger", "samples", "AUC long", "AUC short", "AUC comb.", "α", "version")
 
@@ -60,8 +69,8 @@ class WindowRow:
 class CombinedTracker:
     """Remembers the combined AUC per window from successive scrapes of the trainer gauge.
 
-    The gauge belongs to the newest evaluated window until a newer one is evaluated, so each
-    scrape updates that window only.
+    Each scrape gives the window the trainer's gauges describe (``lsat_window_id``) and the
+    combined AUC, and updates that window only; a later scrape of the same window overwrites.
 
     >>> t = CombinedTracker()
     >>> t.update(newest_window=2, gauge=0.7); t.update(newest_window=3, gauge=0.6)
@@ -103,6 +112,21 @@ def scrape_gauge(
     return None
 
 
+def scrape_window_combined(url: str, timeout_s: float = 2.0) -> tuple[int | None, float | None]:
+    """``(lsat_window_id, combined AUC gauge)`` from one scrape of the trainer's metrics.
+
+    Both come from the same scrape, so the AUC is attributed to the window the trainer says it
+    describes (the trainer sets ``lsat_window_id`` before its AUC gauges). ``None`` where absent.
+    """
+    window = combined = None
+    for sample, labels, value in scrape(url, timeout_s):
+        if sample == "lsat_window_id":
+            window = int(value)
+        elif sample == "lsat_adapter_auc" and labels.get("adapter") == "combined":
+            combined = value
+    return window, combined
+
+
 def scrape_total(url: str, name: str, timeout_s: float = 2.0) -> float:
     """The sum of every sample called ``name`` (0 when absent/unreachable)."""
     return sum(value for sample, _, value in scrape(url, timeout_s) if sample == name)
@@ -140,12 +164,6 @@ def collect_rows(
                 row.version = f"long/v{version.version} (trained on it)"
         rows.append(row)
     return rows
-
-
-def newest_evaluated_window(registry) -> int | None:
-    """The largest window id with a recorded evaluation (``None`` when there is none)."""
-    ids = [int(ev.window_id) for ev in registry.evaluations() if str(ev.window_id).isdigit()]
-    return max(ids) if ids else None
 
 
 def render(rows: Sequence[WindowRow], urls: Mapping[str, str], status: str) -> Group:

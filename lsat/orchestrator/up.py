@@ -34,10 +34,9 @@ from lsat.orchestrator.live_table import (
     COLUMNS,
     CombinedTracker,
     collect_rows,
-    newest_evaluated_window,
     render,
     scrape,
-    scrape_gauge,
+    scrape_window_combined,
 )
 from lsat.orchestrator.retrain_skip import skip_retrain_requests
 from lsat.orchestrator.supervisor import ChildSpec, Supervisor
@@ -286,8 +285,7 @@ class UpRun:
     def _refresh(self, store, registry) -> None:  # type: ignore[no-untyped-def]
         url = self.urls.get("trainer metrics")
         if url:
-            gauge = scrape_gauge(url, "lsat_adapter_auc", {"adapter": "combined"}, timeout_s=1.0)
-            self.combined.update(newest_evaluated_window(registry), gauge)
+            self.combined.update(*scrape_window_combined(url, timeout_s=1.0))
         self.rows = collect_rows(store, registry, self.combined.by_window)
         view = render(self.rows, self.urls, self.status)
         if self.live is not None:

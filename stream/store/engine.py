@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
+from lsat.sqlite_wal import enable_wal
+
 __all__ = ["make_engine", "normalize_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -29,8 +31,10 @@ def normalize_url(url: str) -> str:
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+    enable_wal(dbapi_connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

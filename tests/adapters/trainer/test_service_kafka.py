@@ -105,6 +105,8 @@ def test_killed_trainer_process_leaves_nothing_and_the_next_trainer_finishes(
         "retrain": fresh_kafka.topics.retrain,
         "versions": fresh_kafka.topics.versions,
         "group": settings.trainer.group_id,
+        # long enough (tens of seconds on the tiny model) that the kill lands mid-training
+        "epochs": 500,
     }
     process = subprocess.Popen(
         [sys.executable, str(HERE / "trainer_process.py"), json.dumps(spec)],

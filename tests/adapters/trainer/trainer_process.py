@@ -1,7 +1,8 @@
 """A real trainer process for the kill tests: ``python trainer_process.py SETTINGS_JSON``.
 
 The JSON holds ``home``, ``db_url``, ``bootstrap`` and the ``retrain`` / ``versions`` topics and
-``group``; the process runs :func:`adapters.trainer.run_trainer` for one job with child training.
+``group`` (optionally ``epochs``); the process runs :func:`adapters.trainer.run_trainer` for one
+job with child training.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from lsat.settings import KafkaSettings
 def main() -> int:
     spec = json.loads(sys.argv[1])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
-    settings = trainer_settings(Path(spec["home"]), spec["db_url"], group_id=spec["group"])
+    settings = trainer_settings(
+        Path(spec["home"]), spec["db_url"], group_id=spec["group"], epochs=spec.get("epochs", 1)
+    )
     kafka = KafkaSettings(bootstrap_servers=spec["bootstrap"])
     topics = replace(kafka.topics, retrain=spec["retrain"], versions=spec["versions"])
     stream = replace(settings.stream, session_timeout_s=2.0, heartbeat_interval_s=0.5)
