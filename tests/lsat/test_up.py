@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from lsat.orchestrator import ChildCrashed, ChildSpec, Supervisor, events_needed
-from lsat.orchestrator.live_table import CombinedTracker, WindowRow
+from lsat.orchestrator.live_table import CombinedTracker, WindowRow, scrape_window_combined
 from lsat.orchestrator.retrain_skip import skip_offset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +63,24 @@ def test_row_cells_and_combined_tracker() -> None:
     tracker.update(4, None)
     tracker.update(4, 0.6)
     assert tracker.by_window == {4: 0.6}
+
+
+def test_window_and_combined_auc_come_from_one_scrape(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    window = Gauge("lsat_window_id", "window the AUC gauges describe", registry=registry)
+    auc = Gauge("lsat_adapter_auc", "AUC per adapter", ["adapter"], registry=registry)
+    exposition = tmp_path / "metrics.txt"
+    url = exposition.as_uri()
+    exposition.write_bytes(generate_latest(registry))
+    assert scrape_window_combined(url) == (0, None)  # a fresh trainer: no combined AUC yet
+    window.set(7)
+    auc.labels(adapter="long").set(0.61)
+    auc.labels(adapter="combined").set(0.64)
+    exposition.write_bytes(generate_latest(registry))
+    assert scrape_window_combined(url) == (7, 0.64)
+    assert scrape_window_combined((tmp_path / "absent.txt").as_uri()) == (None, None)
 
 
 def _python(code: str) -> list[str]:
