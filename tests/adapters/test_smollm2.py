@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,3 +49,20 @@ def test_scores_real_prompts_and_one_step_changes_them(smollm2_base, ml100k_samp
     tuned = rec.score("one-step", batch)
     assert np.abs(tuned - base_scores).max() > 1e-4
     np.testing.assert_allclose(rec.score(None, batch), base_scores, atol=1e-6)
+
+
+def _load_smollm2_layers(cache_dir: str) -> int:
+    base = load_base_model("smollm2", cache_dir=Path(cache_dir))
+    return int(base.model.config.num_hidden_layers)
+
+
+def test_several_processes_convert_into_one_empty_cache(tmp_path: Path) -> None:
+    """The first-run race of `lsat up` (scorer and trainer converting at once) is gone."""
+    cache_dir = tmp_path / "empty-cache"
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        layers = pool.map(_load_smollm2_layers, [str(cache_dir)] * 3)
+    assert layers == [30, 30, 30]
+    assert (smollm2_cache_folder(cache_dir) / "model.safetensors").is_file()
+    staging = [p.name for p in cache_dir.iterdir() if p.name.startswith(".smollm2")]
+    assert staging == [".smollm2-135m-instruct-hf.lock"]

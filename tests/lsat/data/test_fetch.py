@@ -35,7 +35,8 @@ def test_grouplens_route_converts_and_caches(tmp_path: Path) -> None:
         "user_id,item_id,rating,timestamp\n1,10,2,100\n2,10,4,200\n"
     )
     assert (folder / "items.csv").read_text() == "item_id,title,genres,year\n10,Heat,Action,1995\n"
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["ml-100k"]  # no temp left
+    left = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert left == [".ml-100k.lock", "ml-100k"]  # no staging folder left
     # cached: no route is tried again
     again = fetch_movielens_100k(tmp_path / "cache", url=DEAD_URL, pip_index_url=DEAD_INDEX)
     assert again == folder
@@ -47,7 +48,7 @@ def test_both_routes_failing_says_what_to_do(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "GroupLens:" in message and "PyPI:" in message
     assert "by hand" in message and DEAD_URL in message
-    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    assert [p.name for p in tmp_path.iterdir()] == [".ml-100k.lock"]  # nothing half-written
 
 
 @pytest.mark.slow
