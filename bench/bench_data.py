@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lsat.core.settings import Settings
 from lsat.data.fetch import fetch_movielens_100k
 from lsat.data.loaders import load_dataset
 from lsat.data.samples import build_samples
 from lsat.data.types import Sample
-from lsat.settings import Settings
 
 __all__ = ["ROOT", "cache_dir", "fixed_split", "ml100k_folder"]
 

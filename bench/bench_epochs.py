@@ -21,11 +21,11 @@ import matplotlib.pyplot as plt
 import torch
 from bench_data import ROOT, cache_dir, fixed_split
 
-from adapters.base_model import load_base_model
-from adapters.experiment.baselines import HistoryLikeRate, LikeRateSum
-from adapters.recommender import LoraRecommender
-from adapters.training import TrainConfig, auc_or_nan, top_layers
-from lsat.evaluation import auc_standard_error
+from lsat.adapters.experiment.baselines import HistoryLikeRate, LikeRateSum
+from lsat.adapters.model.base_model import load_base_model
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.training import TrainConfig, auc_or_nan, top_layers
+from lsat.core.evaluation import auc_standard_error
 
 CONFIGS = {
     "top4": ("top 4 layers + cache + bf16", 4),

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from bench_data import ml100k_folder
 
+from lsat.core.settings import KafkaSettings, Settings, StreamSettings
 from lsat.data.loaders import load_dataset
-from lsat.settings import KafkaSettings, Settings, StreamSettings
-from stream.broker import EmbeddedBroker, free_port
-from stream.kafka_client import aiokafka_kwargs
-from stream.processor import StreamProcessor
-from stream.replay import replay
-from stream.store import SampleStore, SourcePosition
+from lsat.stream.broker import EmbeddedBroker, free_port
+from lsat.stream.kafka_client import aiokafka_kwargs
+from lsat.stream.processor import StreamProcessor
+from lsat.stream.replay import replay
+from lsat.stream.store import SampleStore, SourcePosition
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.md"
 

@@ -25,15 +25,15 @@ from flops import flop_bounds
 from peft import get_peft_model
 from tqdm import tqdm
 
-from adapters.base_model import load_base_model
-from adapters.batching import right_pad
-from adapters.experiment.baselines import HistoryLikeRate, LikeRateSum
-from adapters.forward import answer_token_ids
-from adapters.prompts import build_prompt
-from adapters.recommender import LoraRecommender
-from adapters.scoring import EncodedPrompts, score_prompts
-from adapters.training import TrainConfig, auc_or_nan, top_layers
-from lsat.evaluation import auc_standard_error
+from lsat.adapters.experiment.baselines import HistoryLikeRate, LikeRateSum
+from lsat.adapters.model.base_model import load_base_model
+from lsat.adapters.model.batching import right_pad
+from lsat.adapters.model.forward import answer_token_ids
+from lsat.adapters.model.prompts import build_prompt
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.scoring import EncodedPrompts, score_prompts
+from lsat.adapters.model.training import TrainConfig, auc_or_nan, top_layers
+from lsat.core.evaluation import auc_standard_error
 
 
 def naive_scores(base, prompts: list[str], batch_size: int) -> tuple[np.ndarray, float]:

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from bench_data import ROOT, cache_dir, fixed_split
 
-from adapters.base_model import load_base_model
-from adapters.batching import right_pad
-from adapters.prompts import build_prompt
-from adapters.training import auc_or_nan
-from lsat.evaluation import auc_standard_error
+from lsat.adapters.model.base_model import load_base_model
+from lsat.adapters.model.batching import right_pad
+from lsat.adapters.model.prompts import build_prompt
+from lsat.adapters.model.training import auc_or_nan
+from lsat.core.evaluation import auc_standard_error
 
 
 def single_token(tokenizer, text: str) -> int:

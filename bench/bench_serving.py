@@ -28,18 +28,18 @@ from peft import get_peft_model
 from peft.utils import get_peft_model_state_dict
 from tqdm import tqdm
 
-from adapters.artifacts import save_adapter, sha256_file
-from adapters.base_model import load_base_model
-from adapters.prompts import ANSWER_YES, build_prompt
-from adapters.publication import AdapterRef, ServingSet
-from adapters.recommender import LoraRecommender
-from adapters.registry import open_registry
-from adapters.serving import KafkaPublisher, Scorer
-from adapters.training import TrainConfig, top_layers
+from lsat.adapters.lifecycle.artifacts import save_adapter, sha256_file
+from lsat.adapters.lifecycle.publication import AdapterRef, ServingSet
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.model.base_model import load_base_model
+from lsat.adapters.model.prompts import ANSWER_YES, build_prompt
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.training import TrainConfig, top_layers
+from lsat.adapters.serving import KafkaPublisher, Scorer
+from lsat.core.settings import KafkaSettings, Settings
 from lsat.data.types import Sample
-from lsat.settings import KafkaSettings, Settings
-from stream.broker import EmbeddedBroker, free_port
-from stream.topics import ensure_topics
+from lsat.stream.broker import EmbeddedBroker, free_port
+from lsat.stream.topics import ensure_topics
 
 RESULTS = Path(__file__).parent / "results" / "serving.md"
 

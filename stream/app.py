@@ -4,7 +4,7 @@ Settings that work on tansu and real Kafka: session timeout 6 s / heartbeat 1 s 
 JoinGroup for half the session timeout), the web server bound to ``bind_host`` on a configured
 port (``web_enabled=False`` alone still binds 0.0.0.0:6066), raw bytes in and out, and tables
 kept in memory: all state that must survive a restart lives in the sample store (see
-:mod:`stream.processor`). Offsets are committed by faust only for acknowledged events, and a
+:mod:`lsat.stream.processor`). Offsets are committed by faust only for acknowledged events, and a
 batch of events is acknowledged after its agent iteration returns, i.e. after the DB commit.
 """
 
@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import faust
 
-from lsat.settings import Settings
-from stream.kafka_client import faust_broker_credentials, faust_broker_url
-from stream.store import SourcePosition
+from lsat.core.settings import Settings
+from lsat.stream.kafka_client import faust_broker_credentials, faust_broker_url
+from lsat.stream.store import SourcePosition
 
 __all__ = ["Outgoing", "Processor", "build_app"]
 
@@ -52,7 +52,8 @@ class Processor(Protocol):
 
 
 def build_app(settings: Settings, processor: Processor, *, web_port: int | None = None) -> Any:
-    """A faust app whose agents feed ``processor``; run it with :func:`stream.worker.run_worker`."""
+    """A faust app whose agents feed ``processor``; run it with
+    :func:`lsat.stream.worker.run_worker`."""
     kafka, stream = settings.kafka, settings.stream
     datadir = Path(settings.home) / "faust"
     app = faust.App(

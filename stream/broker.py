@@ -22,9 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
-from lsat.settings import KafkaSettings
-from stream.errors import StreamError
-from stream.topics import ensure_topics
+from lsat.core.settings import KafkaSettings
+from lsat.stream.errors import StreamError
+from lsat.stream.topics import ensure_topics
 
 __all__ = ["BrokerError", "EmbeddedBroker", "find_tansu", "free_port"]
 

@@ -1,6 +1,6 @@
 """Validate raw topic messages into :class:`Interaction` / :class:`Item`, or a dead letter.
 
-Every rejection raises :class:`~stream.errors.InvalidEvent` with a stable ``reason_code``
+Every rejection raises :class:`~lsat.stream.errors.InvalidEvent` with a stable ``reason_code``
 (the label of the ``events`` metric and the DLQ record) and a detail that echoes the bad value.
 
 >>> ev = parse_interaction(b'{"user_id": 7, "item_id": "i9", "rating": 4, "timestamp": 9e8}',
@@ -12,7 +12,7 @@ Interaction(user_id='7', item_id='i9', timestamp=900000000, label=1, rating=4.0,
 >>> parse_interaction(b'{"user_id": "u", "item_id": "i", "label": 2, "timestamp": 9e8}')
 Traceback (most recent call last):
 ...
-stream.errors.InvalidEvent: bad_label: label must be 0 or 1, got 2
+lsat.stream.errors.InvalidEvent: bad_label: label must be 0 or 1, got 2
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lsat.data.types import Interaction, Item
-from stream.errors import InvalidEvent
+from lsat.stream.errors import InvalidEvent
 
 __all__ = [
     "EARLIEST_TIMESTAMP_S",

@@ -1,10 +1,10 @@
 """Client keyword arguments for aiokafka, kafka-python and faust, built from KafkaSettings.
 
-One place turns :class:`lsat.settings.KafkaSettings` (bootstrap servers, SASL, TLS) into the
+One place turns :class:`lsat.core.settings.KafkaSettings` (bootstrap servers, SASL, TLS) into the
 spelling each client library expects, so every producer/consumer in the project reaches the same
 broker the same way.
 
->>> from lsat.settings import KafkaSettings
+>>> from lsat.core.settings import KafkaSettings
 >>> s = KafkaSettings(bootstrap_servers="k1:9092,k2:9092")
 >>> kafka_python_kwargs(s)["bootstrap_servers"]
 ['k1:9092', 'k2:9092']
@@ -17,8 +17,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from lsat.settings import KafkaSettings
-from stream.errors import StreamError
+from lsat.core.settings import KafkaSettings
+from lsat.stream.errors import StreamError
 
 __all__ = [
     "KafkaClientError",

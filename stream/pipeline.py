@@ -9,7 +9,7 @@ detectors' statistics. The agent stores the sample, publishes the requests, expo
 Order within one step: the detectors see the sample first; then the window takes it (which may
 close the previous window by span, or this one as full); drift that fired for a window that
 closed in this step rides on its request, the rest stays pending until the open window holds
-``min_samples_on_drift`` samples (see :mod:`stream.triggers`).
+``min_samples_on_drift`` samples (see :mod:`lsat.stream.triggers`).
 
 >>> from lsat.data.samples import HistoryTracker
 >>> from lsat.data.types import Interaction
@@ -33,10 +33,10 @@ from typing import Any
 
 from lsat.data.samples import HistoryTracker
 from lsat.data.types import Interaction, Sample
-from stream.drift.base import DriftDetector
-from stream.errors import InvalidConfig
-from stream.triggers import RetrainRequest, drift_close_due
-from stream.windows import ClosedWindow, WindowPolicy, WindowState
+from lsat.stream.drift.base import DriftDetector
+from lsat.stream.errors import InvalidConfig
+from lsat.stream.triggers import RetrainRequest, drift_close_due
+from lsat.stream.windows import ClosedWindow, WindowPolicy, WindowState
 
 __all__ = [
     "Detectors",

@@ -1,7 +1,8 @@
 """Applies the pure pipeline's effects: sample store, dead letters, retrain requests, metrics.
 
 :class:`StreamProcessor` is what the faust agents call (synchronously, one event at a time). It
-validates a raw message (:mod:`stream.events`), runs :func:`stream.pipeline.process_interaction`,
+validates a raw message (:mod:`lsat.stream.events`), runs
+:func:`lsat.stream.pipeline.process_interaction`,
 and commits the interaction, its sample, the windows it closed and the new pipeline state in one
 DB transaction (:meth:`SampleStore.commit_event`). Only then are messages returned to send, so a
 source offset is never committed before its DB write.
@@ -22,22 +23,22 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 
+from lsat.core.settings import Settings
 from lsat.data.samples import HistoryTracker
 from lsat.data.types import HISTORY_LENGTH, Interaction
-from lsat.settings import Settings
-from stream.app import Outgoing
-from stream.drift import LabelRateShift, MixShift
-from stream.errors import InvalidEvent
-from stream.events import DeadLetter, parse_interaction, parse_item
-from stream.metrics import StreamMetrics
-from stream.pipeline import (
+from lsat.stream.app import Outgoing
+from lsat.stream.drift import LabelRateShift, MixShift
+from lsat.stream.errors import InvalidEvent
+from lsat.stream.events import DeadLetter, parse_interaction, parse_item
+from lsat.stream.metrics import StreamMetrics
+from lsat.stream.pipeline import (
     Detectors,
     PipelineState,
     StepResult,
     close_manually,
     process_interaction,
 )
-from stream.store import (
+from lsat.stream.store import (
     DeadLetterRecord,
     IngestItem,
     SampleStore,
@@ -45,8 +46,8 @@ from stream.store import (
     StoreTransaction,
     WindowClosure,
 )
-from stream.triggers import RetrainRequest
-from stream.windows import WindowPolicy
+from lsat.stream.triggers import RetrainRequest
+from lsat.stream.windows import WindowPolicy
 
 __all__ = ["PIPELINE_STATE", "StreamProcessor", "default_detectors", "window_policy"]
 

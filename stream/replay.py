@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lsat.core.settings import KafkaSettings
 from lsat.data.types import Dataset, Interaction, Item
-from lsat.settings import KafkaSettings
-from stream.errors import StreamError
-from stream.kafka_client import kafka_python_kwargs
+from lsat.stream.errors import StreamError
+from lsat.stream.kafka_client import kafka_python_kwargs
 
 __all__ = [
     "ReplayCheckpoint",

@@ -1,6 +1,6 @@
 """The project's Kafka topics and creating them on any broker (tansu or real Kafka).
 
->>> from lsat.settings import TopicNames
+>>> from lsat.core.settings import TopicNames
 >>> [spec.name for spec in topic_specs(TopicNames(), partitions=3)]
 ['interactions', 'items', 'interactions.dlq', 'adapter.retrain', 'adapter.versions']
 >>> topic_specs(TopicNames(), partitions=3)[1].compacted
@@ -13,8 +13,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from lsat.settings import KafkaSettings, TopicNames
-from stream.kafka_client import kafka_python_kwargs
+from lsat.core.settings import KafkaSettings, TopicNames
+from lsat.stream.kafka_client import kafka_python_kwargs
 
 __all__ = ["TopicSpec", "ensure_topics", "topic_specs"]
 

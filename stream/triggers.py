@@ -1,11 +1,11 @@
 """Retrain requests (the ``adapter.retrain`` topic) and the rule for closing a window on drift.
 
-A window closes as "full" or "span" (see :mod:`stream.windows`), on a manual request, or on
+A window closes as "full" or "span" (see :mod:`lsat.stream.windows`), on a manual request, or on
 drift. Drift closes it early only once it holds ``min_samples_on_drift`` samples; a drift seen
 before that stays *pending* and closes the window as soon as it is big enough (or rides along
 on whatever closes it first), so a detection is never dropped.
 
->>> from stream.windows import ClosedWindow
+>>> from lsat.stream.windows import ClosedWindow
 >>> closed = ClosedWindow(3, "drift", 100, 90, 180, 64, 1)
 >>> request = RetrainRequest.from_closed(closed, drift={"label_shift": -4.2}, created_s=5.0)
 >>> request.trigger, request.sample_count, request.request_id
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from stream.errors import InvalidEvent
-from stream.windows import ClosedWindow, WindowPolicy, WindowState
+from lsat.stream.errors import InvalidEvent
+from lsat.stream.windows import ClosedWindow, WindowPolicy, WindowState
 
 __all__ = ["TRIGGERS", "RetrainRequest", "Trigger", "drift_close_due"]
 

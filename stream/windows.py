@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from stream.errors import InvalidConfig
+from lsat.stream.errors import InvalidConfig
 
 __all__ = ["CloseReason", "ClosedWindow", "WindowPolicy", "WindowState", "WindowStep"]
 

@@ -14,11 +14,11 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from lsat.settings import Settings
-from stream.app import build_app
-from stream.metrics import MetricsServer, StreamMetrics, lag_messages
-from stream.processor import StreamProcessor
-from stream.store import SampleStore
+from lsat.core.settings import Settings
+from lsat.stream.app import build_app
+from lsat.stream.metrics import MetricsServer, StreamMetrics, lag_messages
+from lsat.stream.processor import StreamProcessor
+from lsat.stream.store import SampleStore
 
 __all__ = ["CLOSE_WINDOW_PATH", "LAG_INTERVAL_S", "build_worker", "run_worker"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lsat.settings import KafkaSettings
+from lsat.core.settings import KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LSAT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -90,8 +90,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A running :class:`stream.broker.EmbeddedBroker` with the project topics (2 partitions)."""
-    from stream.broker import BrokerError, EmbeddedBroker, find_tansu, free_port
+    """A running :class:`lsat.stream.broker.EmbeddedBroker` with the project topics (2
+    partitions)."""
+    from lsat.stream.broker import BrokerError, EmbeddedBroker, find_tansu, free_port
 
     try:
         find_tansu()
@@ -115,8 +116,8 @@ def fresh_kafka(kafka_settings: KafkaSettings) -> KafkaSettings:
     import uuid
     from dataclasses import replace
 
-    from lsat.settings import TopicNames
-    from stream.topics import ensure_topics
+    from lsat.core.settings import TopicNames
+    from lsat.stream.topics import ensure_topics
 
     tag = uuid.uuid4().hex[:8]
     topics = TopicNames(*(f"{name}.{tag}" for name in _topic_fields(TopicNames())))
@@ -148,7 +149,7 @@ def consume_all(
 
     from kafka import KafkaConsumer
 
-    from stream.kafka_client import kafka_python_kwargs
+    from lsat.stream.kafka_client import kafka_python_kwargs
 
     consumer = KafkaConsumer(
         topic,

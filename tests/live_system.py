@@ -2,7 +2,7 @@
 ``live_system`` in tests/conftest.py).
 
 A private tansu broker gets malformed events, then ``lsat up``'s orchestration
-(:class:`lsat.orchestrator.UpRun`) replays ml-100k with a label flip over its last third (so
+(:class:`lsat.apps.orchestrator.UpRun`) replays ml-100k with a label flip over its last third (so
 the drift statistics move) through the real worker, ``lsat trainer --bootstrap-long``, the
 trainer and the scorer on the tiny random Llama, while the real Prometheus (when installed)
 scrapes all three every second. Once two windows are retrained, ``on_done`` (every service still
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsat.settings import KafkaSettings, Settings
+from lsat.core.settings import KafkaSettings, Settings
 
 __all__ = ["NOT_COVERED", "LiveResult", "run_live_system"]
 
@@ -124,8 +124,8 @@ def _guarded(result: LiveResult, part: str, fn: Callable[[], None]) -> None:
 
 
 def _end_to_end_view(run, seen: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
-    from adapters.registry import open_registry
-    from lsat.orchestrator.live_table import scrape, scrape_gauge
+    from lsat.adapters.lifecycle.registry import open_registry
+    from lsat.apps.orchestrator.live_table import scrape, scrape_gauge
 
     with open_registry(run.database_url) as registry:
         seen["serving_short"] = registry.resolve("serving-short")
@@ -196,11 +196,11 @@ def run_live_system(home: Path, ml100k_dir: Path) -> LiveResult:
 
     from kafka import KafkaProducer
 
+    from lsat.apps.orchestrator import UpOptions, UpRun
+    from lsat.apps.orchestrator.up import events_needed
     from lsat.data.loaders import load_dataset
     from lsat.data.types import HISTORY_LENGTH
-    from lsat.orchestrator import UpOptions, UpRun
-    from lsat.orchestrator.up import events_needed
-    from stream.broker import EmbeddedBroker, free_port
+    from lsat.stream.broker import EmbeddedBroker, free_port
 
     sys.path.insert(0, str(Path(__file__).parent / "deploy"))  # deploy_paths
     result = LiveResult()

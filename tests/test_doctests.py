@@ -1,4 +1,4 @@
-"""Run the docstring examples of every module in lsat/, adapters/ and stream/.
+"""Run the docstring examples of every module of the ``lsat`` package (lsat/, adapters/, stream/).
 
 Collected explicitly (rather than with ``--doctest-modules``) so the several ``conftest.py``
 files under tests/ never clash, and so ``pytest tests`` alone runs the examples too.
@@ -12,8 +12,9 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("lsat", "adapters", "stream")
-SKIPPED = ("adapters.registry.migrations",)  # alembic env scripts run on import
+# lsat.stream and lsat.adapters live in their own folders (package-dir), so walk them explicitly.
+PACKAGES = ("lsat", "lsat.stream", "lsat.adapters")
+SKIPPED = ("lsat.adapters.lifecycle.registry.migrations",)  # alembic env scripts run on import
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -25,7 +26,7 @@ def _module_names() -> list[str]:
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
             if not info.name.startswith(SKIPPED):
                 names.append(info.name)
-    return sorted(names)
+    return sorted(set(names))
 
 
 @pytest.mark.parametrize("module_name", _module_names())

@@ -1,6 +1,7 @@
 """End to end on a real tansu broker with the tiny random Llama: replay → windows → retrain →
 version registered and published → scorer serving it (GET /adapters) → per-adapter AUC (and the
-window it belongs to) on the trainer's /metrics. Drives :class:`lsat.orchestrator.UpRun` through
+window it belongs to) on the trainer's /metrics. Drives :class:`lsat.apps.orchestrator.UpRun`
+through
 the shared ``live_system`` run (tests/live_system.py), checking while everything runs."""
 
 from __future__ import annotations

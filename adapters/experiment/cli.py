@@ -15,12 +15,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.experiment.strategies import STRATEGIES, ExperimentError, describe_plan
+from lsat.adapters.experiment.strategies import STRATEGIES, ExperimentError, describe_plan
+from lsat.core.settings import Settings
 from lsat.data.errors import LsatDataError
-from lsat.settings import Settings
 
 if TYPE_CHECKING:  # the runner imports torch; keep ``lsat --help`` fast
-    from adapters.experiment.config import ExperimentConfig
+    from lsat.adapters.experiment.config import ExperimentConfig
 
 __all__ = ["add_arguments", "config_from_args", "register", "run_command"]
 
@@ -99,8 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, settings: Settings) -> ExperimentConfig:
-    """Build an :class:`~adapters.experiment.config.ExperimentConfig` from parsed flags."""
-    from adapters.experiment.config import ExperimentConfig
+    """Build an :class:`~lsat.adapters.experiment.config.ExperimentConfig` from parsed flags."""
+    from lsat.adapters.experiment.config import ExperimentConfig
 
     extra = {}
     if args.alpha_grid is not None:
@@ -142,8 +142,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             for line in describe_plan(config.periods, config.m, config.strategies):
                 console.print(line)
             return 0
-        from adapters.base_model import load_base_model
-        from adapters.experiment.runner import run_experiment
+        from lsat.adapters.experiment.runner import run_experiment
+        from lsat.adapters.model.base_model import load_base_model
 
         if args.threads:
             import torch

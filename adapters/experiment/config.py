@@ -10,7 +10,7 @@ It is recorded in ``state.json`` so that resuming with other settings is refused
 >>> ExperimentConfig(split="weekly")
 Traceback (most recent call last):
 ...
-adapters.experiment.strategies.ExperimentError: split 'weekly' must be 'count' or 'time'
+lsat.adapters.experiment.strategies.ExperimentError: split 'weekly' must be 'count' or 'time'
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.experiment.strategies import (
+from lsat.adapters.experiment.strategies import (
     STRATEGIES,
     ExperimentError,
     check_periods,
     default_long_periods,
     parse_strategies,
 )
-from adapters.training import TrainConfig, top_layers
+from lsat.adapters.model.training import TrainConfig, top_layers
 
 __all__ = ["ExperimentConfig"]
 

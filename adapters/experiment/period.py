@@ -1,6 +1,6 @@
 """The work of one update period: train the planned adapters, combine, test, persist.
 
-See :mod:`adapters.experiment.runner` for the protocol and the documented choices.
+See :mod:`lsat.adapters.experiment.runner` for the protocol and the documented choices.
 """
 
 from __future__ import annotations
@@ -17,20 +17,21 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from adapters.combine import choose_alpha, choose_merge_weight, ensemble
-from adapters.experiment.config import ExperimentConfig
-from adapters.experiment.report import PeriodResult
-from adapters.experiment.state import RunState, TrainRecord
-from adapters.experiment.strategies import (
+from lsat.adapters.experiment.config import ExperimentConfig
+from lsat.adapters.experiment.report import PeriodResult
+from lsat.adapters.experiment.state import RunState, TrainRecord
+from lsat.adapters.experiment.strategies import (
     BASELINE_STRATEGIES,
     LONG_BASED_STRATEGIES,
     plan_updates,
     roles_of,
 )
-from adapters.recommender import LoraRecommender
+from lsat.adapters.lifecycle.artifacts import save_recommender_adapter
+from lsat.adapters.model.combine import choose_alpha, choose_merge_weight, ensemble
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.core.evaluation import auc, logloss
 from lsat.data.periods import Period, cold_mask
 from lsat.data.types import Sample
-from lsat.evaluation import auc, logloss
 
 __all__ = ["PERSISTENT_ROLES", "PeriodRunner"]
 
@@ -39,7 +40,7 @@ PERSISTENT_ROLES = ("static", "long", "finetune")
 
 def _make_baseline(strategy: str, seed: int) -> Any:
     """A fresh non-LLM baseline model for ``strategy`` (``learn_many`` / ``predict_many``)."""
-    from adapters.experiment import baselines
+    from lsat.adapters.experiment import baselines
 
     factories: dict[str, Callable[[], Any]] = {
         "user-rate": baselines.UserLikeRate,
@@ -305,7 +306,7 @@ class PeriodRunner:
                 "window": {"experiment_period": t},
                 "experiment_roles": roles,
             }
-            path = self.rec.save_adapter(name, target, metadata)
+            path = save_recommender_adapter(self.rec, name, target, metadata)
             self.state.saved[name] = str(Path(path).relative_to(self.out_dir))
         stale = {name: rel for name, rel in self.state.saved.items() if name not in keep}
         for name in stale:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from adapters.experiment.strategies import BASELINE_STRATEGIES, STRATEGIES, second_half_periods
+from lsat.adapters.experiment.strategies import BASELINE_STRATEGIES, STRATEGIES, second_half_periods
 
 __all__ = [
     "PeriodResult",

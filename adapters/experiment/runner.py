@@ -1,7 +1,7 @@
 """Run the LSAT paper's incremental-learning experiment, resumably (DESIGN.md §1, paper §4).
 
 For each update period t = 1..P-1: train the adapters the plan asks for (each shared adapter
-once, see :mod:`adapters.experiment.strategies`), fit the non-LLM baselines on periods 1..t,
+once, see :mod:`lsat.adapters.experiment.strategies`), fit the non-LLM baselines on periods 1..t,
 then test every strategy on all of period t+1. After each period the result rows, the train
 log and the adapters later periods need (static, long, current fine-tune) are saved in the
 output folder, so a rerun with the same configuration continues where it stopped.
@@ -28,10 +28,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from adapters.base_model import BaseLM
-from adapters.experiment.config import ExperimentConfig
-from adapters.experiment.period import PeriodRunner
-from adapters.experiment.report import (
+from lsat.adapters.experiment.config import ExperimentConfig
+from lsat.adapters.experiment.period import PeriodRunner
+from lsat.adapters.experiment.report import (
     PeriodResult,
     StrategySummary,
     plot_auc,
@@ -40,9 +39,11 @@ from adapters.experiment.report import (
     write_period_csv,
     write_summary,
 )
-from adapters.experiment.state import RunState, TrainRecord, open_state
-from adapters.experiment.strategies import ExperimentError
-from adapters.recommender import LoraRecommender
+from lsat.adapters.experiment.state import RunState, TrainRecord, open_state
+from lsat.adapters.experiment.strategies import ExperimentError
+from lsat.adapters.lifecycle.artifacts import load_into_recommender
+from lsat.adapters.model.base_model import BaseLM
+from lsat.adapters.model.recommender import LoraRecommender
 from lsat.data.loaders import load_dataset
 from lsat.data.periods import Period, split_periods
 from lsat.data.samples import build_samples
@@ -131,7 +132,7 @@ def run_experiment(
     todo = [t for t in range(1, config.periods) if t not in state.completed]
     try:
         for name, rel in state.saved.items():
-            recommender.load_adapter(out_dir / rel, name)
+            load_into_recommender(recommender, out_dir / rel, name)
         with Progress(console=console, disable=not progress) as bar:
             task = bar.add_task("experiment periods", total=config.periods - 1)
             bar.update(task, completed=len(skipped))

@@ -16,7 +16,7 @@ configuration continues after the last finished period; another configuration is
 >>> open_state(out, {"periods": 5})
 Traceback (most recent call last):
 ...
-adapters.experiment.strategies.ConfigMismatchError: refusing ... (periods: 4 -> 5). Use ...
+lsat.adapters.experiment.strategies.ConfigMismatchError: refusing ... (periods: 4 -> 5). Use ...
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.experiment.strategies import ConfigMismatchError, ExperimentError
+from lsat.adapters.experiment.strategies import ConfigMismatchError, ExperimentError
 
 __all__ = ["STATE_FILE", "RunState", "TrainRecord", "config_differences", "open_state"]
 

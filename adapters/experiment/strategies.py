@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from adapters.errors import AdapterError
+from lsat.adapters.model.errors import AdapterError
 
 __all__ = [
     "BASELINE_STRATEGIES",
@@ -106,7 +106,7 @@ def parse_strategies(text: str | Iterable[str]) -> tuple[str, ...]:
     >>> parse_strategies("short,lsta-en")
     Traceback (most recent call last):
     ...
-    adapters.experiment.strategies.ExperimentError: unknown strategy 'lsta-en'; choose from ...
+    lsat.adapters.experiment.strategies.ExperimentError: unknown strategy 'lsta-en'; choose from ...
     """
     names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
     names = [n for n in names if n]
@@ -194,7 +194,7 @@ def plan_updates(
     >>> plan_updates(4, 4, 2, ["short"])
     Traceback (most recent call last):
     ...
-    adapters.experiment.strategies.ExperimentError: update period 4 out of range 1..3 ...
+    lsat.adapters.experiment.strategies.ExperimentError: update period 4 out of range 1..3 ...
     """
     check_periods(n_periods, long_periods)
     if not 1 <= update_period < n_periods:
@@ -226,7 +226,7 @@ def check_periods(n_periods: int, long_periods: int) -> None:
     >>> check_periods(4, 4)
     Traceback (most recent call last):
     ...
-    adapters.experiment.strategies.ExperimentError: long_periods 4 must be in 1..3 ...
+    lsat.adapters.experiment.strategies.ExperimentError: long_periods 4 must be in 1..3 ...
     """
     if n_periods < 2:
         raise ExperimentError(f"periods {n_periods} must be >= 2 (train on one, test on the next)")

@@ -5,7 +5,7 @@
 >>> check_bearer("s3cret", None)
 Traceback (most recent call last):
 ...
-adapters.serving.admin.AdminDenied: admin action needs "Authorization: Bearer <token>"
+lsat.adapters.serving.admin.AdminDenied: admin action needs "Authorization: Bearer <token>"
 >>> try:
 ...     check_bearer("s3cret", "Bearer guess")
 ... except AdminDenied as denied:
@@ -22,11 +22,11 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from adapters.publication import ServingSet, current_serving_set
-from adapters.registry import RegistryStore
-from adapters.serving.api import PromoteRequest, RollbackRequest
-from adapters.serving.state import ServingError
-from lsat.settings import KafkaSettings, Settings
+from lsat.adapters.lifecycle.publication import ServingSet, current_serving_set
+from lsat.adapters.lifecycle.registry import RegistryStore
+from lsat.adapters.serving.api import PromoteRequest, RollbackRequest
+from lsat.adapters.serving.state import ServingError
+from lsat.core.settings import KafkaSettings, Settings
 
 __all__ = [
     "AdminActions",
@@ -67,7 +67,7 @@ class KafkaPublisher:
     def __init__(self, kafka: KafkaSettings) -> None:
         from kafka import KafkaProducer
 
-        from stream.kafka_client import kafka_python_kwargs
+        from lsat.stream.kafka_client import kafka_python_kwargs
 
         self.topic = kafka.topics.versions
         self._producer = KafkaProducer(**kafka_python_kwargs(kafka), acks="all")
@@ -85,7 +85,7 @@ def request_manual_retrain(settings: Settings, timeout_s: float = 30.0) -> dict[
 
     The same call as ``lsat retrain --now``: POST to the worker's close-window endpoint.
     """
-    from stream.worker import CLOSE_WINDOW_PATH
+    from lsat.stream.worker import CLOSE_WINDOW_PATH
 
     url = f"http://{settings.bind_host}:{settings.stream.worker_web_port}{CLOSE_WINDOW_PATH}"
     request = urllib.request.Request(url, data=b"{}", method="POST")

@@ -7,7 +7,7 @@
 >>> parse_score(b'{"user_id": "u1"}')
 Traceback (most recent call last):
 ...
-adapters.serving.api.BadRequest: give "item_id" or a non-empty "item_ids" list
+lsat.adapters.serving.api.BadRequest: give "item_id" or a non-empty "item_ids" list
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.publication import SERVING_ALIASES
-from adapters.registry import ADAPTER_KINDS
-from adapters.serving.state import ServingError
+from lsat.adapters.lifecycle.publication import SERVING_ALIASES
+from lsat.adapters.lifecycle.registry import ADAPTER_KINDS
+from lsat.adapters.serving.state import ServingError
 
 __all__ = [
     "MAX_ITEMS",

@@ -16,22 +16,27 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from adapters.publication import current_serving_set
-from adapters.recommender import LoraRecommender
-from adapters.registry import AdapterVersionNotFound, AliasNotFound, RegistryError, RegistryStore
-from adapters.serving.admin import AdminActions, AdminDenied, KafkaPublisher, check_bearer
-from adapters.serving.api import (
+from lsat.adapters.lifecycle.publication import current_serving_set
+from lsat.adapters.lifecycle.registry import (
+    AdapterVersionNotFound,
+    AliasNotFound,
+    RegistryError,
+    RegistryStore,
+)
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.serving.admin import AdminActions, AdminDenied, KafkaPublisher, check_bearer
+from lsat.adapters.serving.api import (
     BadRequest,
     parse_promote,
     parse_recommend,
     parse_rollback,
     parse_score,
 )
-from adapters.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
-from adapters.serving.service import HistorySource, ScoringService
-from adapters.serving.state import NothingServing, ServingError, ServingState
-from adapters.serving.swapper import AdapterRefused, AdapterSwapper, VersionsConsumer
-from lsat.settings import Settings
+from lsat.adapters.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
+from lsat.adapters.serving.service import HistorySource, ScoringService
+from lsat.adapters.serving.state import NothingServing, ServingError, ServingState
+from lsat.adapters.serving.swapper import AdapterRefused, AdapterSwapper, VersionsConsumer
+from lsat.core.settings import Settings
 
 __all__ = ["Scorer"]
 

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from adapters.combine import ensemble
-from adapters.recommender import LoraRecommender
-from adapters.serving.api import BadRequest
-from adapters.serving.state import LoadedSet, ServingState
+from lsat.adapters.model.combine import ensemble
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.serving.api import BadRequest
+from lsat.adapters.serving.state import LoadedSet, ServingState
 from lsat.data.types import HISTORY_LENGTH, Sample
 
 __all__ = ["HistorySource", "ScoringService", "StoreHistory", "combined_scores"]
@@ -34,10 +34,10 @@ class HistorySource(Protocol):
 
 
 class StoreHistory:
-    """Reads history and titles from the stream :class:`~stream.store.SampleStore` database."""
+    """Reads history and titles from the stream :class:`~lsat.stream.store.SampleStore` database."""
 
     def __init__(self, url: str) -> None:
-        from stream.store import SampleStore
+        from lsat.stream.store import SampleStore
 
         self.store = SampleStore(url, create=False)
 
@@ -45,7 +45,7 @@ class StoreHistory:
         """The user's last ``length`` stored interactions in arrival order."""
         from sqlalchemy import select
 
-        from stream.store.models import InteractionRow
+        from lsat.stream.store.models import InteractionRow
 
         query = (
             select(InteractionRow.item_id, InteractionRow.label)

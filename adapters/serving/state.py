@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from adapters.errors import AdapterError
+from lsat.adapters.model.errors import AdapterError
 
 __all__ = ["LoadedSet", "NothingServing", "ServingError", "ServingState"]
 

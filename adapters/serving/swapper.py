@@ -1,8 +1,10 @@
 """Hot swap: load a published serving set under fresh names, verify it, swap, then clean up.
 
-:class:`AdapterSwapper` applies one :class:`~adapters.publication.ServingSet`: adapters already
+:class:`AdapterSwapper` applies one :class:`~lsat.adapters.lifecycle.publication.ServingSet`:
+adapters already
 loaded with the same version and sha256 are reused, new ones are read with
-:func:`adapters.artifacts.load_adapter` (sha256 + finite checks), checked against the message's
+:func:`lsat.adapters.lifecycle.artifacts.load_adapter` (sha256 + finite checks), checked against
+the message's
 sha256, loaded under a fresh name and probed with one prompt (the score must be finite). Only
 then is the set swapped in; the old set's adapters are deleted once its in-flight requests end.
 Anything refused is logged and counted, and the old set keeps serving.
@@ -21,14 +23,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from adapters.artifacts import load_adapter
-from adapters.errors import AdapterError
-from adapters.publication import AdapterRef, PublicationError, ServingSet
-from adapters.recommender import LoraRecommender
-from adapters.serving.metrics import ServingMetrics
-from adapters.serving.state import LoadedSet, ServingError, ServingState
+from lsat.adapters.lifecycle.artifacts import load_adapter
+from lsat.adapters.lifecycle.publication import AdapterRef, PublicationError, ServingSet
+from lsat.adapters.model.errors import AdapterError
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.serving.metrics import ServingMetrics
+from lsat.adapters.serving.state import LoadedSet, ServingError, ServingState
+from lsat.core.settings import KafkaSettings
 from lsat.data.types import Sample
-from lsat.settings import KafkaSettings
 
 __all__ = ["AdapterRefused", "AdapterSwapper", "VersionsConsumer"]
 
@@ -178,7 +180,7 @@ class VersionsConsumer:
         """Assign every partition of the topic, seek to its end and start the thread."""
         from kafka import KafkaConsumer, TopicPartition
 
-        from stream.kafka_client import kafka_python_kwargs
+        from lsat.stream.kafka_client import kafka_python_kwargs
 
         topic = self.kafka.topics.versions
         consumer = KafkaConsumer(

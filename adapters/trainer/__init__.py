@@ -1,17 +1,18 @@
 """The trainer of the adaptation loop: ``adapter.retrain`` in, promoted adapters out.
 
 :class:`Retrainer` runs one job (test-then-train, child-process training, guard, register,
-publish a :class:`adapters.publication.ServingSet`); :func:`run_trainer` is the consumer-group
+publish a :class:`lsat.adapters.lifecycle.publication.ServingSet`); :func:`run_trainer` is the
+consumer-group
 loop; :func:`bootstrap_long` trains and promotes the long-term adapter.
 """
 
-from adapters.trainer.child import TINY_BASE_MODEL, ChildJob, ChildResult, train_in_child
-from adapters.trainer.errors import TrainerChildFailed, TrainerError
-from adapters.trainer.job import Retrainer, RetrainOutcome, split_window
-from adapters.trainer.long import bootstrap_long, long_refresh_due, refresh_long
-from adapters.trainer.metrics import TrainerMetrics
-from adapters.trainer.resume import resume_decision, resume_registered
-from adapters.trainer.service import run_trainer
+from lsat.adapters.trainer.child import TINY_BASE_MODEL, ChildJob, ChildResult, train_in_child
+from lsat.adapters.trainer.errors import TrainerChildFailed, TrainerError
+from lsat.adapters.trainer.job import Retrainer, RetrainOutcome, split_window
+from lsat.adapters.trainer.long import bootstrap_long, long_refresh_due, refresh_long
+from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.resume import resume_decision, resume_registered
+from lsat.adapters.trainer.service import run_trainer
 
 __all__ = [
     "TINY_BASE_MODEL",

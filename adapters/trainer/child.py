@@ -1,7 +1,8 @@
 """Training in a separate (spawned) process: the trainer's parent never trains.
 
 The child loads the base model, trains one LoRA adapter, writes its folder atomically with
-:func:`adapters.artifacts.save_adapter` and sends back the path, sha256 and metrics. A child that
+:func:`lsat.adapters.lifecycle.artifacts.save_adapter` and sends back the path, sha256 and metrics.
+A child that
 dies (killed, out of memory) leaves no folder behind (``save_adapter`` renames a complete
 staging folder into place) and the parent raises :class:`TrainerChildFailed`.
 """
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from adapters.base_model import BaseLM, load_base_model, tiny_llama
-from adapters.trainer.errors import TrainerChildFailed
-from adapters.training import TrainConfig, top_layers
+from lsat.adapters.model.base_model import BaseLM, load_base_model, tiny_llama
+from lsat.adapters.model.training import TrainConfig, top_layers
+from lsat.adapters.trainer.errors import TrainerChildFailed
 from lsat.data.types import Sample
 
 __all__ = ["TINY_BASE_MODEL", "ChildJob", "ChildResult", "load_base", "train_in_child"]
@@ -74,8 +75,8 @@ def run_job(job: ChildJob) -> ChildResult:
     """Train and save (runs inside the child; callable directly for debugging)."""
     import torch
 
-    from adapters.artifacts import load_adapter, save_adapter
-    from adapters.recommender import LoraRecommender
+    from lsat.adapters.lifecycle.artifacts import load_adapter, save_adapter
+    from lsat.adapters.model.recommender import LoraRecommender
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     base = load_base(job.base_model, Path(job.cache_dir))

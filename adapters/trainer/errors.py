@@ -1,8 +1,8 @@
-"""Errors of the trainer (all derive from :class:`adapters.errors.AdapterError`)."""
+"""Errors of the trainer (all derive from :class:`lsat.adapters.model.errors.AdapterError`)."""
 
 from __future__ import annotations
 
-from adapters.errors import AdapterError
+from lsat.adapters.model.errors import AdapterError
 
 __all__ = ["TrainerChildFailed", "TrainerError"]
 

@@ -18,7 +18,7 @@ __all__ = ["PromotionDecision", "decide_promotion", "is_finite", "metric_or_none
 def metric_or_none(fn: Callable, labels: np.ndarray, probs: np.ndarray) -> float | None:
     """``fn(labels, probs)`` as a float, or None when it is undefined (one class, bad input).
 
-    >>> from lsat.evaluation import auc
+    >>> from lsat.core.evaluation import auc
     >>> metric_or_none(auc, np.array([0, 1]), np.array([0.2, 0.9]))
     1.0
     >>> metric_or_none(auc, np.array([1, 1]), np.array([0.2, 0.9])) is None

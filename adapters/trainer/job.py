@@ -27,29 +27,29 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.artifacts import load_adapter
-from adapters.combine import choose_alpha, ensemble
-from adapters.errors import AdapterIntegrityError
-from adapters.publication import (
+from lsat.adapters.lifecycle.artifacts import load_adapter
+from lsat.adapters.lifecycle.publication import (
     ALPHA_METRIC,
     SERVING_ALIASES,
     ServingSet,
     current_serving_set,
 )
-from adapters.recommender import LoraRecommender
-from adapters.registry import AdapterVersion, RegistryStore
-from adapters.trainer.child import ChildJob, ChildResult, load_base, train_in_child
-from adapters.trainer.guard import decide_promotion, metric_or_none
-from adapters.trainer.merge import merge_and_register
-from adapters.trainer.metrics import TrainerMetrics
-from adapters.trainer.window_evaluation import evaluate_serving_on_window
-from adapters.training import TrainConfig
+from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
+from lsat.adapters.model.combine import choose_alpha, ensemble
+from lsat.adapters.model.errors import AdapterIntegrityError
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.training import TrainConfig
+from lsat.adapters.trainer.child import ChildJob, ChildResult, load_base, train_in_child
+from lsat.adapters.trainer.guard import decide_promotion, metric_or_none
+from lsat.adapters.trainer.merge import merge_and_register
+from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.window_evaluation import evaluate_serving_on_window
+from lsat.core.evaluation import auc
+from lsat.core.settings import Settings
 from lsat.data.types import Sample
-from lsat.evaluation import auc
-from lsat.settings import Settings
-from stream.drift.page_hinkley import PageHinkley
-from stream.store import SampleStore
-from stream.triggers import RetrainRequest
+from lsat.stream.drift.page_hinkley import PageHinkley
+from lsat.stream.store import SampleStore
+from lsat.stream.triggers import RetrainRequest
 
 __all__ = ["RetrainOutcome", "Retrainer", "TrainFn", "split_window", "train_config_of"]
 
@@ -176,7 +176,7 @@ class Retrainer:
         samples = samples[-self.settings.trainer.max_samples_per_window :]
         done = self.already_done(window_id)
         if done is not None:
-            from adapters.trainer.resume import resume_registered
+            from lsat.adapters.trainer.resume import resume_registered
 
             return resume_registered(self, request, done, samples)
         if len(samples) < 2:
@@ -349,7 +349,7 @@ class Retrainer:
         self, request: RetrainRequest, outcome: RetrainOutcome
     ) -> RetrainOutcome:
         """Retrain and promote the long adapter when :func:`long_refresh_due` says so."""
-        from adapters.trainer.long import long_refresh_due, refresh_long
+        from lsat.adapters.trainer.long import long_refresh_due, refresh_long
 
         long = self.registry.resolve(SERVING_ALIASES["long"])
         shorts = self.registry.list(kind="short")

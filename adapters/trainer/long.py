@@ -11,17 +11,17 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from adapters.artifacts import load_adapter
-from adapters.publication import SERVING_ALIASES
-from adapters.registry import AdapterVersion, RegistryStore
-from adapters.trainer.child import ChildJob, train_in_child
-from adapters.trainer.job import TrainFn, split_window, train_config_of
+from lsat.adapters.lifecycle.artifacts import load_adapter
+from lsat.adapters.lifecycle.publication import SERVING_ALIASES
+from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
+from lsat.adapters.trainer.child import ChildJob, train_in_child
+from lsat.adapters.trainer.job import TrainFn, split_window, train_config_of
+from lsat.core.settings import Settings
 from lsat.data.types import Sample
-from lsat.settings import Settings
-from stream.store import SampleStore
+from lsat.stream.store import SampleStore
 
 if TYPE_CHECKING:
-    from adapters.trainer.job import Retrainer
+    from lsat.adapters.trainer.job import Retrainer
 
 __all__ = ["bootstrap_long", "long_refresh_due", "refresh_long"]
 

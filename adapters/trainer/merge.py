@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adapters.artifacts import load_adapter, save_adapter
-from adapters.combine import choose_merge_weight
-from adapters.publication import MERGE_WEIGHT_METRIC
-from adapters.registry import AdapterVersion
+from lsat.adapters.lifecycle.artifacts import load_adapter, save_adapter
+from lsat.adapters.lifecycle.publication import MERGE_WEIGHT_METRIC
+from lsat.adapters.lifecycle.registry import AdapterVersion
+from lsat.adapters.model.combine import choose_merge_weight
+from lsat.core.evaluation import auc
 from lsat.data.types import Sample
-from lsat.evaluation import auc
 
 if TYPE_CHECKING:
-    from adapters.trainer.job import Retrainer
+    from lsat.adapters.trainer.job import Retrainer
 
 __all__ = ["merge_and_register"]
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the trainer, on their own registry (serve with stream.metrics)."""
+"""Prometheus metrics of the trainer, on their own registry (serve with lsat.stream.metrics)."""
 
 from __future__ import annotations
 

@@ -23,15 +23,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.artifacts import load_adapter
-from adapters.errors import AdapterArtifactError
-from adapters.publication import SERVING_ALIASES
-from adapters.registry import AdapterVersion, AliasNotFound
+from lsat.adapters.lifecycle.artifacts import load_adapter
+from lsat.adapters.lifecycle.publication import SERVING_ALIASES
+from lsat.adapters.lifecycle.registry import AdapterVersion, AliasNotFound
+from lsat.adapters.model.errors import AdapterArtifactError
 from lsat.data.types import Sample
-from stream.triggers import RetrainRequest
+from lsat.stream.triggers import RetrainRequest
 
 if TYPE_CHECKING:
-    from adapters.trainer.job import Retrainer, RetrainOutcome
+    from lsat.adapters.trainer.job import Retrainer, RetrainOutcome
 
 __all__ = ["resume_decision", "resume_registered"]
 
@@ -71,7 +71,7 @@ def resume_registered(
     samples: Sequence[Sample],
 ) -> RetrainOutcome:
     """Finish (or skip) the job of a window whose short ``version`` is already registered."""
-    from adapters.trainer.job import RetrainOutcome, split_window
+    from lsat.adapters.trainer.job import RetrainOutcome, split_window
 
     window_id = request.window_id
     serving_short = retrainer.registry.resolve(SERVING_ALIASES["short"])

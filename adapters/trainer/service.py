@@ -14,17 +14,17 @@ import logging
 import threading
 from collections.abc import Callable
 
-from adapters.publication import ServingSet, current_serving_set
-from adapters.registry import RegistryStore, open_registry
-from adapters.trainer.child import train_in_child
-from adapters.trainer.errors import TrainerChildFailed
-from adapters.trainer.job import Retrainer, RetrainOutcome, TrainFn
-from adapters.trainer.metrics import TrainerMetrics
-from lsat.settings import Settings
-from stream.errors import InvalidEvent
-from stream.kafka_client import kafka_python_kwargs
-from stream.store import SampleStore
-from stream.triggers import RetrainRequest
+from lsat.adapters.lifecycle.publication import ServingSet, current_serving_set
+from lsat.adapters.lifecycle.registry import RegistryStore, open_registry
+from lsat.adapters.trainer.child import train_in_child
+from lsat.adapters.trainer.errors import TrainerChildFailed
+from lsat.adapters.trainer.job import Retrainer, RetrainOutcome, TrainFn
+from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.core.settings import Settings
+from lsat.stream.errors import InvalidEvent
+from lsat.stream.kafka_client import kafka_python_kwargs
+from lsat.stream.store import SampleStore
+from lsat.stream.triggers import RetrainRequest
 
 __all__ = ["run_trainer"]
 

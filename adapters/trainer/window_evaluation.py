@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adapters.combine import ensemble
-from adapters.publication import ServingSet
-from adapters.registry import AdapterVersion
-from adapters.trainer.guard import metric_or_none
+from lsat.adapters.lifecycle.publication import ServingSet
+from lsat.adapters.lifecycle.registry import AdapterVersion
+from lsat.adapters.model.combine import ensemble
+from lsat.adapters.trainer.guard import metric_or_none
+from lsat.core.evaluation import auc, logloss
 from lsat.data.types import Sample
-from lsat.evaluation import auc, logloss
 
 if TYPE_CHECKING:
-    from adapters.trainer.job import Retrainer
+    from lsat.adapters.trainer.job import Retrainer
 
 __all__ = ["evaluate_serving_on_window"]
 

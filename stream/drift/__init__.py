@@ -5,11 +5,11 @@
 * :class:`MixShift`: genre / popularity-bucket mix vs a reference block (Jensen–Shannon).
 """
 
-from stream.drift.adwin import ADWIN
-from stream.drift.base import DriftDetector
-from stream.drift.label_shift import LabelRateShift, two_proportion_z
-from stream.drift.mix_shift import MixShift, js_divergence
-from stream.drift.page_hinkley import PageHinkley
+from lsat.stream.drift.adwin import ADWIN
+from lsat.stream.drift.base import DriftDetector
+from lsat.stream.drift.label_shift import LabelRateShift, two_proportion_z
+from lsat.stream.drift.mix_shift import MixShift, js_divergence
+from lsat.stream.drift.page_hinkley import PageHinkley
 
 __all__ = [
     "ADWIN",

@@ -17,8 +17,8 @@ from typing import Self
 
 from river import drift as river_drift
 
-from stream.drift.base import DriftDetector
-from stream.errors import InvalidConfig
+from lsat.stream.drift.base import DriftDetector
+from lsat.stream.errors import InvalidConfig
 
 __all__ = ["ADWIN"]
 

@@ -1,4 +1,4 @@
-"""The drift-detector contract shared by every detector in :mod:`stream.drift` (River's).
+"""The drift-detector contract shared by every detector in :mod:`lsat.stream.drift` (River's).
 
 ``update(x)`` returns the detector itself; ``drift_detected`` / ``warning_detected`` are
 read-only and describe the last update only (a detector re-bases itself after a drift, like
@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from typing import Any, Self
 
-from stream.errors import InvalidConfig
+from lsat.stream.errors import InvalidConfig
 
 __all__ = ["DriftDetector", "check_block_sizes"]
 
@@ -67,7 +67,7 @@ def check_block_sizes(reference_size: int, window_size: int, min_count: int) -> 
     >>> check_block_sizes(10, 5, 6)
     Traceback (most recent call last):
     ...
-    stream.errors.InvalidConfig: need reference_size >= 1 and 1 <= min_count <= window_size; got reference_size=10, window_size=5, min_count=6
+    lsat.stream.errors.InvalidConfig: need reference_size >= 1 and 1 <= min_count <= window_size; got reference_size=10, window_size=5, min_count=6
     """  # noqa: E501
     if not 1 <= min_count <= window_size or reference_size < 1:
         raise InvalidConfig(

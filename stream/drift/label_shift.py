@@ -19,8 +19,8 @@ import math
 from collections import deque
 from typing import Self
 
-from stream.drift.base import DriftDetector, check_block_sizes
-from stream.errors import InvalidConfig
+from lsat.stream.drift.base import DriftDetector, check_block_sizes
+from lsat.stream.errors import InvalidConfig
 
 __all__ = ["LabelRateShift"]
 

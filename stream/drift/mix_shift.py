@@ -20,8 +20,8 @@ from collections import Counter, deque
 from collections.abc import Hashable, Mapping
 from typing import Self
 
-from stream.drift.base import DriftDetector, check_block_sizes
-from stream.errors import InvalidConfig
+from lsat.stream.drift.base import DriftDetector, check_block_sizes
+from lsat.stream.errors import InvalidConfig
 
 __all__ = ["MixShift", "js_divergence"]
 

@@ -15,8 +15,8 @@ from typing import Literal, Self
 
 from river import drift as river_drift
 
-from stream.drift.base import DriftDetector
-from stream.errors import InvalidConfig
+from lsat.stream.drift.base import DriftDetector
+from lsat.stream.errors import InvalidConfig
 
 __all__ = ["PageHinkley"]
 

@@ -4,16 +4,16 @@ SQLite file by default (WAL, busy timeout), PostgreSQL by URL (psycopg 3). Write
 idempotent by event id, so at-least-once delivery never double-counts.
 """
 
-from stream.store.engine import make_engine, normalize_url
-from stream.store.records import (
+from lsat.stream.store.engine import make_engine, normalize_url
+from lsat.stream.store.records import (
     DeadLetterRecord,
     IngestItem,
     SourcePosition,
     StoredWindow,
     WindowClosure,
 )
-from stream.store.repository import SampleStore
-from stream.store.transaction import StoreError, StoreTransaction
+from lsat.stream.store.repository import SampleStore
+from lsat.stream.store.transaction import StoreError, StoreTransaction
 
 __all__ = [
     "DeadLetterRecord",

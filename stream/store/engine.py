@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
-from lsat.sqlite_wal import enable_wal
+from lsat.core.sqlite_wal import enable_wal
 
 __all__ = ["make_engine", "normalize_url"]
 

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 ORM rows of the stream store; private to :mod:`stream.store` (never returned)."""
+"""SQLAlchemy 2 ORM rows of the stream store; private to :mod:`lsat.stream.store` (never
+returned)."""
 
 from __future__ import annotations
 

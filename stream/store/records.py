@@ -1,4 +1,4 @@
-"""Plain records the stream store returns (ORM rows never leave :mod:`stream.store`)."""
+"""Plain records the stream store returns (ORM rows never leave :mod:`lsat.stream.store`)."""
 
 from __future__ import annotations
 

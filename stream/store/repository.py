@@ -17,8 +17,8 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from lsat.data.types import Interaction, Item, Sample
-from stream.store.engine import make_engine
-from stream.store.models import (
+from lsat.stream.store.engine import make_engine
+from lsat.stream.store.models import (
     Base,
     CatalogueItemRow,
     DeadLetterRow,
@@ -27,14 +27,14 @@ from stream.store.models import (
     StreamStateRow,
     WindowRow,
 )
-from stream.store.records import (
+from lsat.stream.store.records import (
     DeadLetterRecord,
     IngestItem,
     SourcePosition,
     StoredWindow,
     WindowClosure,
 )
-from stream.store.transaction import StoreTransaction
+from lsat.stream.store.transaction import StoreTransaction
 
 __all__ = ["SampleStore"]
 

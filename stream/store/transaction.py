@@ -16,9 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from stream.errors import StreamError
-from stream.store.models import DeadLetterRow, InteractionRow, SampleRow, StreamStateRow, WindowRow
-from stream.store.records import DeadLetterRecord, IngestItem, WindowClosure
+from lsat.stream.errors import StreamError
+from lsat.stream.store.models import (
+    DeadLetterRow,
+    InteractionRow,
+    SampleRow,
+    StreamStateRow,
+    WindowRow,
+)
+from lsat.stream.store.records import DeadLetterRecord, IngestItem, WindowClosure
 
 __all__ = ["StoreError", "StoreTransaction"]
 

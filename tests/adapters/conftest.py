@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from adapters.base_model import BaseLM, load_base_model, tiny_llama
-from adapters.recommender import LoraRecommender
-from adapters.training import TrainConfig
+from lsat.adapters.model.base_model import BaseLM, load_base_model, tiny_llama
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.training import TrainConfig
+from lsat.core.settings import Settings
 from lsat.data.types import Sample
-from lsat.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

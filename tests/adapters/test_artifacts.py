@@ -13,8 +13,8 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import adapters.artifacts as artifacts
-from adapters.artifacts import (
+import lsat.adapters.lifecycle.artifacts as artifacts
+from lsat.adapters.lifecycle.artifacts import (
     CONFIG_FILE,
     METADATA_FILE,
     WEIGHTS_FILE,
@@ -23,13 +23,13 @@ from adapters.artifacts import (
     sha256_file,
     write_metadata,
 )
-from adapters.errors import (
+from lsat.adapters.model.errors import (
     AdapterArtifactError,
     AdapterError,
     AdapterExistsError,
     AdapterIntegrityError,
 )
-from adapters.merging import delta_weights, merge_delta
+from lsat.adapters.model.merging import delta_weights, merge_delta
 
 METADATA = {
     "base_model": "tiny-random-llama",

@@ -5,8 +5,8 @@ import random
 import pytest
 import torch
 
-from adapters.batching import length_batches, right_pad, shuffled_length_batches
-from adapters.layer_cache import HiddenStateCache, pad_hidden
+from lsat.adapters.model.batching import length_batches, right_pad, shuffled_length_batches
+from lsat.adapters.model.layer_cache import HiddenStateCache, pad_hidden
 
 
 @pytest.mark.parametrize(

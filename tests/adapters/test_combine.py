@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from adapters.combine import (
+from lsat.adapters.model.combine import (
     DEFAULT_ALPHA,
     DEFAULT_ALPHA_GRID,
     AlphaChoice,
@@ -15,8 +15,8 @@ from adapters.combine import (
     choose_merge_weight,
     ensemble,
 )
-from adapters.errors import AdapterError, CombineError
-from lsat.evaluation import auc, logloss
+from lsat.adapters.model.errors import AdapterError, CombineError
+from lsat.core.evaluation import auc, logloss
 
 
 def informative(labels: np.ndarray, rng: np.random.Generator, strength: float = 2.0) -> np.ndarray:

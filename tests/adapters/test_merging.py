@@ -8,8 +8,8 @@ import pytest
 import torch
 from peft import LoraConfig
 
-from adapters.errors import AdapterError, MergeError
-from adapters.merging import (
+from lsat.adapters.model.errors import AdapterError, MergeError
+from lsat.adapters.model.merging import (
     delta_weights,
     lora_pairs,
     lora_scaling,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.prompts import PromptError, build_prompt, instruction_text
+from lsat.adapters.model.prompts import PromptError, build_prompt, instruction_text
 from lsat.data.types import Sample
 
 TITLES = {"1": "Heat", "2": "Fargo", "3": "Jaws", "9": "Toy Story"}

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.recommender import LoraRecommender, RecommenderError
-from adapters.training import TrainConfig
+from lsat.adapters.lifecycle.artifacts import load_into_recommender, save_recommender_adapter
+from lsat.adapters.model.recommender import LoraRecommender, RecommenderError
+from lsat.adapters.model.training import TrainConfig
 from tests.adapters.conftest import TOY_TITLES, toy_samples
 
 QUICK = TrainConfig(lr=1e-2, batch_size=8, lora_dropout=0.0)
@@ -113,16 +114,18 @@ def test_empty_scoring_returns_empty(trained) -> None:
 
 def test_save_and_load_adapter_round_trip(trained, tmp_path) -> None:
     samples = toy_samples(8, 8)
-    folder = trained.save_adapter("short", tmp_path / "short-v1", {"kind": "short"})
-    trained.load_adapter(folder, "reloaded")
+    folder = save_recommender_adapter(trained, "short", tmp_path / "short-v1", {"kind": "short"})
+    load_into_recommender(trained, folder, "reloaded")
     np.testing.assert_allclose(
         trained.score("reloaded", samples), trained.score("short", samples), atol=1e-6
     )
     with pytest.raises(RecommenderError, match="reloaded"):
-        trained.load_adapter(folder, "reloaded")
+        load_into_recommender(trained, folder, "reloaded")
 
 
 def test_load_refuses_an_adapter_of_another_base_model(trained, tmp_path) -> None:
-    folder = trained.save_adapter("long", tmp_path / "long", {"kind": "long", "base_model": "x"})
+    folder = save_recommender_adapter(
+        trained, "long", tmp_path / "long", {"kind": "long", "base_model": "x"}
+    )
     with pytest.raises(RecommenderError, match="'x'"):
-        trained.load_adapter(folder, "foreign")
+        load_into_recommender(trained, folder, "foreign")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.forward import answer_token_ids, hidden_entering_layer
-from adapters.layer_cache import HiddenStateCache
-from adapters.prompts import build_prompt
-from adapters.scoring import EncodedPrompts, score_prompts
+from lsat.adapters.model.forward import answer_token_ids, hidden_entering_layer
+from lsat.adapters.model.layer_cache import HiddenStateCache
+from lsat.adapters.model.prompts import build_prompt
+from lsat.adapters.model.scoring import EncodedPrompts, score_prompts
 from tests.adapters.conftest import TOY_TITLES, toy_samples
 
 
@@ -86,7 +86,7 @@ def test_bf16_autocast_stays_close(tiny_base, encoded) -> None:
 
 
 def test_multi_token_answer_is_rejected() -> None:
-    from adapters.forward import ForwardError
+    from lsat.adapters.model.forward import ForwardError
 
     class Splitter:
         def encode(self, text, add_special_tokens=False):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.base_model import load_base_model, smollm2_cache_folder
-from adapters.recommender import LoraRecommender
-from adapters.training import TrainConfig, top_layers
+from lsat.adapters.model.base_model import load_base_model, smollm2_cache_folder
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.training import TrainConfig, top_layers
 
 pytestmark = pytest.mark.smollm2
 

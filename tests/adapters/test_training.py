@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from peft import get_peft_model
 
-from adapters.batching import right_pad
-from adapters.forward import answer_token_ids
-from adapters.prompts import build_prompt
-from adapters.recommender import LoraRecommender
-from adapters.training import TrainConfig, auc_or_nan, top_layers
+from lsat.adapters.model.batching import right_pad
+from lsat.adapters.model.forward import answer_token_ids
+from lsat.adapters.model.prompts import build_prompt
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.training import TrainConfig, auc_or_nan, top_layers
 from tests.adapters.conftest import TOY_TITLES, make_tiny_base, toy_samples
 
 EXACT = {"lora_dropout": 0.0, "batch_size": 64, "lr": 1e-2, "epochs": 3}

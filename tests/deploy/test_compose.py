@@ -10,7 +10,7 @@ import pytest
 import yaml
 from deploy_paths import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, PROMETHEUS_CONFIG, REPO_ROOT
 
-from lsat.settings import Settings
+from lsat.core.settings import Settings
 
 LSAT_SERVICES = ("worker", "trainer", "scorer")
 ALL_SERVICES = ("kafka", "postgres", "prometheus", "grafana", *LSAT_SERVICES)
@@ -160,7 +160,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path) -> None:
 
 
 def test_topics_job_and_scorer_run_real_lsat_commands(compose: dict) -> None:
-    from lsat.cli import build_parser
+    from lsat.apps.cli import build_parser
 
     services = compose["services"]
     assert "entrypoint" not in services["kafka-topics"]  # the image's `lsat` entrypoint

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from deploy_paths import ALERTS, ALERTS_TEST, PROMETHEUS_CONFIG
 
-from lsat.settings import Settings
+from lsat.core.settings import Settings
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lsat.cache_folder import build_once
+from lsat.core.cache_folder import build_once
 
 
 def _is_complete(folder: Path) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from lsat.evaluation import EvaluationError, auc, logloss
+from lsat.core.evaluation import EvaluationError, auc, logloss
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -1,10 +1,10 @@
-"""lsat/settings.py: env variables to settings sections."""
+"""lsat/core/settings.py: env variables to settings sections."""
 
 from __future__ import annotations
 
 import pytest
 
-from lsat.settings import Settings
+from lsat.core.settings import Settings
 
 
 @pytest.mark.parametrize(("env", "port"), [({}, 8080), ({"LSAT_SCORER_PORT": "9000"}, 9000)])

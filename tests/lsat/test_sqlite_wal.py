@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lsat.sqlite_wal import enable_wal
+from lsat.core.sqlite_wal import enable_wal
 
 
 def _locked(path: Path, seconds: float) -> threading.Thread:

@@ -13,9 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lsat.orchestrator import ChildCrashed, ChildSpec, Supervisor, events_needed
-from lsat.orchestrator.live_table import CombinedTracker, WindowRow, scrape_window_combined
-from lsat.orchestrator.retrain_skip import skip_offset
+from lsat.apps.orchestrator import ChildCrashed, ChildSpec, Supervisor, events_needed
+from lsat.apps.orchestrator.live_table import CombinedTracker, WindowRow, scrape_window_combined
+from lsat.apps.orchestrator.retrain_skip import skip_offset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,7 +144,8 @@ def test_sigint_mid_run_stops_every_child(ml100k_dir: Path, tmp_path: Path) -> N
         "LSAT_TRAINER_MAX_SAMPLES": "40",
     }
     command = [
-        sys.executable, "-m", "lsat.cli", "--home", str(tmp_path), "--base-model", "tiny-llama",
+        sys.executable, "-m", "lsat.apps.cli", "--home", str(tmp_path), "--base-model",
+        "tiny-llama",
         "up", "--dataset", str(ml100k_dir), "--windows", "3", "--window-size", "40",
         "--long-windows", "1", "--free-ports",
     ]  # fmt: skip

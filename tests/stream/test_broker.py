@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from lsat.settings import KafkaSettings
-from stream.broker import BrokerError, EmbeddedBroker, find_tansu, free_port
-from stream.kafka_client import (
+from lsat.core.settings import KafkaSettings
+from lsat.stream.broker import BrokerError, EmbeddedBroker, find_tansu, free_port
+from lsat.stream.kafka_client import (
     KafkaClientError,
     aiokafka_kwargs,
     faust_broker_credentials,
     kafka_python_kwargs,
 )
-from stream.metrics import MetricsServer, StreamMetrics
+from lsat.stream.metrics import MetricsServer, StreamMetrics
 
 
 def test_tansu_binary_is_found() -> None:

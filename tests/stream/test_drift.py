@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stream.drift import (
+from lsat.stream.drift import (
     ADWIN,
     DriftDetector,
     LabelRateShift,
@@ -19,7 +19,7 @@ from stream.drift import (
     js_divergence,
     two_proportion_z,
 )
-from stream.errors import InvalidConfig
+from lsat.stream.errors import InvalidConfig
 
 CHANGE_AT = 1500
 LENGTH = 3000

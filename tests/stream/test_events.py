@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lsat.data.types import Interaction, Item
-from stream.errors import InvalidEvent, StreamError
-from stream.events import REASON_CODES, DeadLetter, parse_interaction, parse_item
+from lsat.stream.errors import InvalidEvent, StreamError
+from lsat.stream.events import REASON_CODES, DeadLetter, parse_interaction, parse_item
 
 NOW_S = 1_700_000_000.0
 GOOD = {"user_id": "u1", "item_id": "i1", "rating": 4, "timestamp": 880_000_000}

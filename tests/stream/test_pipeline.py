@@ -8,9 +8,9 @@ import pytest
 
 from lsat.data.samples import HistoryTracker
 from lsat.data.types import HISTORY_LENGTH, Interaction
-from stream.drift import LabelRateShift, MixShift, PageHinkley
-from stream.errors import InvalidConfig
-from stream.pipeline import (
+from lsat.stream.drift import LabelRateShift, MixShift, PageHinkley
+from lsat.stream.errors import InvalidConfig
+from lsat.stream.pipeline import (
     Detectors,
     PipelineState,
     StepResult,
@@ -18,7 +18,7 @@ from stream.pipeline import (
     feed_detector,
     process_interaction,
 )
-from stream.windows import WindowPolicy, WindowState
+from lsat.stream.windows import WindowPolicy, WindowState
 
 T0 = 880_000_000
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from lsat.core.settings import KafkaSettings
 from lsat.data.loaders import load_dataset
 from lsat.data.types import Dataset, Interaction, Item
-from lsat.settings import KafkaSettings
-from stream.replay import (
+from lsat.stream.replay import (
     ReplayCheckpoint,
     ReplayError,
     pacing_delay_s,

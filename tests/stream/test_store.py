@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lsat.data.types import Interaction, Item, Sample
-from stream.store import (
+from lsat.stream.store import (
     DeadLetterRecord,
     IngestItem,
     SampleStore,

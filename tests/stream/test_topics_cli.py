@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
-from lsat.cli import build_parser
-from lsat.settings import KafkaSettings, Settings, TopicNames
-from stream.kafka_client import kafka_python_kwargs
+from lsat.apps.cli import build_parser
+from lsat.core.settings import KafkaSettings, Settings, TopicNames
+from lsat.stream.kafka_client import kafka_python_kwargs
 
 pytestmark = pytest.mark.kafka
 

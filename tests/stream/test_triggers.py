@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from stream.errors import InvalidEvent
-from stream.triggers import TRIGGERS, RetrainRequest, drift_close_due
-from stream.windows import ClosedWindow, WindowPolicy, WindowState
+from lsat.stream.errors import InvalidEvent
+from lsat.stream.triggers import TRIGGERS, RetrainRequest, drift_close_due
+from lsat.stream.windows import ClosedWindow, WindowPolicy, WindowState
 
 GOOD = RetrainRequest(4, 100, 900, 512, "drift", {"label_shift": -4.5, "mix_shift": 0.07}, 12.5)
 

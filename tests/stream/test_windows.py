@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from stream.errors import InvalidConfig
-from stream.windows import ClosedWindow, WindowPolicy, WindowState
+from lsat.stream.errors import InvalidConfig
+from lsat.stream.windows import ClosedWindow, WindowPolicy, WindowState
 
 
 def run(policy: WindowPolicy, events: list[tuple[str, int]]) -> tuple[WindowState, list[tuple]]:

@@ -29,14 +29,14 @@ from worker_cases import (
     stream_settings,
 )
 
-from lsat.cli import main as lsat_main
+from lsat.apps.cli import main as lsat_main
+from lsat.core.settings import KafkaSettings
 from lsat.data.loaders import load_dataset
-from lsat.settings import KafkaSettings
-from stream.broker import EmbeddedBroker, free_port
-from stream.events import DeadLetter
-from stream.replay import replay
-from stream.store import SampleStore
-from stream.triggers import RetrainRequest
+from lsat.stream.broker import EmbeddedBroker, free_port
+from lsat.stream.events import DeadLetter
+from lsat.stream.replay import replay
+from lsat.stream.store import SampleStore
+from lsat.stream.triggers import RetrainRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -55,7 +55,7 @@ def one_partition_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen(
-        [sys.executable, "-m", "lsat.cli", "worker"],
+        [sys.executable, "-m", "lsat.apps.cli", "worker"],
         env=env,
         cwd=env["LSAT_HOME"],
         stdout=log,

@@ -18,10 +18,10 @@ from worker_cases import (
 
 from lsat.data.loaders import load_dataset
 from lsat.data.types import Interaction
-from stream.events import DeadLetter
-from stream.processor import StreamProcessor
-from stream.store import SampleStore, SourcePosition
-from stream.triggers import RetrainRequest
+from lsat.stream.events import DeadLetter
+from lsat.stream.processor import StreamProcessor
+from lsat.stream.store import SampleStore, SourcePosition
+from lsat.stream.triggers import RetrainRequest
 
 
 @pytest.fixture(scope="module")

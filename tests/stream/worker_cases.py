@@ -8,15 +8,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from lsat.core.settings import Settings, StreamSettings
 from lsat.data.samples import HistoryTracker
 from lsat.data.types import Interaction
-from lsat.settings import Settings, StreamSettings
-from stream.events import parse_interaction
-from stream.pipeline import Detectors, PipelineState, process_interaction
-from stream.processor import StreamProcessor, window_policy
-from stream.replay import interaction_message
-from stream.store import SampleStore, SourcePosition
-from stream.triggers import RetrainRequest
+from lsat.stream.events import parse_interaction
+from lsat.stream.pipeline import Detectors, PipelineState, process_interaction
+from lsat.stream.processor import StreamProcessor, window_policy
+from lsat.stream.replay import interaction_message
+from lsat.stream.store import SampleStore, SourcePosition
+from lsat.stream.triggers import RetrainRequest
 
 N_EVENTS = 5000
 WINDOW = 900

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.experiment.baselines import (
+from lsat.adapters.experiment.baselines import (
     BASELINES,
     HistoryLikeRate,
     ItemLikeRate,
@@ -16,11 +16,11 @@ from adapters.experiment.baselines import (
     MatrixFactorization,
     UserLikeRate,
 )
+from lsat.core.evaluation import auc
 from lsat.data.loaders import load_dataset
 from lsat.data.periods import split_periods
 from lsat.data.samples import build_samples
 from lsat.data.types import Sample
-from lsat.evaluation import auc
 
 
 def sample(user: str, item: str, label: int, history: tuple[int, ...] = ()) -> Sample:

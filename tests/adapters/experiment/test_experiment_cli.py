@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from adapters.experiment import cli
-from lsat.settings import Settings
+from lsat.adapters.experiment import cli
+from lsat.core.settings import Settings
 
 
 def _parse(*argv: str) -> argparse.Namespace:

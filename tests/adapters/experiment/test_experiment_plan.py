@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.experiment.strategies import (
+from lsat.adapters.experiment.strategies import (
     STRATEGIES,
     ExperimentError,
     evaluated_periods,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from adapters.experiment.report import (
+from lsat.adapters.experiment.report import (
     PeriodResult,
     plot_auc,
     read_period_csv,

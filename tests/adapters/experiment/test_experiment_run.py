@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base_model import BaseLM, tiny_llama
-from adapters.experiment.config import ExperimentConfig
-from adapters.experiment.runner import run_experiment
-from adapters.experiment.state import STATE_FILE, open_state
-from adapters.experiment.strategies import (
+from lsat.adapters.experiment.config import ExperimentConfig
+from lsat.adapters.experiment.runner import run_experiment
+from lsat.adapters.experiment.state import STATE_FILE, open_state
+from lsat.adapters.experiment.strategies import (
     LONG_BASED_STRATEGIES,
     STRATEGIES,
     ConfigMismatchError,
 )
+from lsat.adapters.model.base_model import BaseLM, tiny_llama
 
 PERIODS, PER_PERIOD = 4, 40
 

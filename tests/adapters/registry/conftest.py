@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.registry import SqlRegistryStore, open_registry
+from lsat.adapters.lifecycle.registry import SqlRegistryStore, open_registry
 
 
 @pytest.fixture

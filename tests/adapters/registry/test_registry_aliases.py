@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.registry import (
+from lsat.adapters.lifecycle.registry import (
     AdapterKey,
     AliasNotFound,
     AliasUnchanged,
@@ -13,7 +13,7 @@ from adapters.registry import (
     SqlRegistryStore,
     VersionRejected,
 )
-from adapters.registry.entities import served_stack
+from lsat.adapters.lifecycle.registry.entities import served_stack
 
 
 def register_shorts(registry: SqlRegistryStore, count: int) -> None:

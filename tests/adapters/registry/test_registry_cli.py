@@ -1,4 +1,4 @@
-"""``lsat adapters ...`` through ``lsat.cli.main`` on a SQLite file."""
+"""``lsat adapters ...`` through ``lsat.apps.cli.main`` on a SQLite file."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import open_registry
-from lsat.cli import main
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.apps.cli import main
 
 
 @pytest.fixture

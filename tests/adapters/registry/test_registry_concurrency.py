@@ -15,7 +15,11 @@ from typing import Any
 
 import pytest
 
-from adapters.registry import SqlRegistryStore, VersionAllocationFailed, open_registry
+from lsat.adapters.lifecycle.registry import (
+    SqlRegistryStore,
+    VersionAllocationFailed,
+    open_registry,
+)
 
 THREADS = 6
 PROCESSES = 4

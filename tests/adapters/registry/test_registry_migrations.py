@@ -9,15 +9,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, inspect, text
 
-from adapters.registry import open_registry
-from adapters.registry.engine import (
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.lifecycle.registry.engine import (
     create_registry_engine,
     current_revision,
     head_revision,
     upgrade_to_head,
 )
-from adapters.registry.migrations import VERSION_TABLE
-from adapters.registry.models import RegistryBase
+from lsat.adapters.lifecycle.registry.migrations import VERSION_TABLE
+from lsat.adapters.lifecycle.registry.models import RegistryBase
 
 REGISTRY_TABLES = {
     "adapter_versions",

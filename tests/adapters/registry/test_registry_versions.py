@@ -7,7 +7,7 @@ from datetime import UTC
 
 import pytest
 
-from adapters.registry import (
+from lsat.adapters.lifecycle.registry import (
     AdapterKey,
     AdapterVersionInUse,
     AdapterVersionNotFound,

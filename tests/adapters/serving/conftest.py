@@ -12,16 +12,16 @@ import torch
 from peft import LoraConfig, get_peft_model
 from peft.utils import get_peft_model_state_dict
 
-from adapters.artifacts import save_adapter
-from adapters.base_model import tiny_llama
-from adapters.registry import AdapterVersion, RegistryStore, open_registry
-from lsat.settings import KafkaSettings, TopicNames
+from lsat.adapters.lifecycle.artifacts import save_adapter
+from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore, open_registry
+from lsat.adapters.model.base_model import tiny_llama
+from lsat.core.settings import KafkaSettings, TopicNames
 
 
 @pytest.fixture(scope="session")
 def serving_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A running embedded tansu broker for the serving tests."""
-    from stream.broker import BrokerError, EmbeddedBroker, find_tansu, free_port
+    from lsat.stream.broker import BrokerError, EmbeddedBroker, find_tansu, free_port
 
     try:
         find_tansu()
@@ -35,7 +35,7 @@ def serving_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
 @pytest.fixture
 def serving_kafka(serving_broker: object) -> KafkaSettings:
     """Kafka settings with topic names unique to this test, created on the broker."""
-    from stream.topics import ensure_topics
+    from lsat.stream.topics import ensure_topics
 
     tag = uuid.uuid4().hex[:8]
     topics = TopicNames(*(f"{name}.{tag}" for name in astuple(TopicNames())))
@@ -78,7 +78,7 @@ def register_adapter(registry: RegistryStore, tmp_path: Path) -> Callable[..., A
             config,
             {"base_model": "tiny-llama", "kind": kind},
         )
-        from adapters.artifacts import sha256_file
+        from lsat.adapters.lifecycle.artifacts import sha256_file
 
         sha = sha256_file(folder / "adapter_model.safetensors")
         metrics = {} if alpha is None else {"alpha": alpha}

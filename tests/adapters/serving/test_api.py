@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.serving.api import (
+from lsat.adapters.serving.api import (
     BadRequest,
     parse_promote,
     parse_recommend,

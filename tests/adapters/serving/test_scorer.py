@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from adapters.base_model import tiny_llama
-from adapters.publication import AdapterRef, ServingSet
-from adapters.recommender import LoraRecommender
-from adapters.registry import AdapterVersion, RegistryStore
-from adapters.serving import KafkaPublisher, Scorer
-from lsat.settings import KafkaSettings, Settings
+from lsat.adapters.lifecycle.publication import AdapterRef, ServingSet
+from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
+from lsat.adapters.model.base_model import tiny_llama
+from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.serving import KafkaPublisher, Scorer
+from lsat.core.settings import KafkaSettings, Settings
 
 pytestmark = pytest.mark.kafka
 

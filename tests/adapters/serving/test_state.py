@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from adapters.serving.state import LoadedSet, NothingServing, ServingState
+from lsat.adapters.serving.state import LoadedSet, NothingServing, ServingState
 
 
 def _set(version: int) -> LoadedSet:

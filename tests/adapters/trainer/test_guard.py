@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from adapters.trainer.guard import decide_promotion
+from lsat.adapters.trainer.guard import decide_promotion
 
 
 def _decide(new: float | None, serving: float | None, margin: float = 0.02):

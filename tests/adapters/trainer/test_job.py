@@ -10,14 +10,14 @@ import torch
 from safetensors.torch import save_file
 from trainer_helpers import fill_windows, trainer_settings
 
-from adapters.artifacts import WEIGHTS_FILE, load_adapter, sha256_file
-from adapters.errors import AdapterIntegrityError
-from adapters.publication import ServingSet
-from adapters.registry import open_registry
-from adapters.trainer import Retrainer, bootstrap_long
-from adapters.trainer.child import ChildJob, ChildResult, run_job, train_in_child
-from stream.store import SampleStore
-from stream.triggers import RetrainRequest
+from lsat.adapters.lifecycle.artifacts import WEIGHTS_FILE, load_adapter, sha256_file
+from lsat.adapters.lifecycle.publication import ServingSet
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.model.errors import AdapterIntegrityError
+from lsat.adapters.trainer import Retrainer, bootstrap_long
+from lsat.adapters.trainer.child import ChildJob, ChildResult, run_job, train_in_child
+from lsat.stream.store import SampleStore
+from lsat.stream.triggers import RetrainRequest
 
 
 def _request(window_id: int, count: int = 40) -> RetrainRequest:
@@ -117,8 +117,8 @@ def test_corrupt_adapter_sha_mismatch_is_refused(tmp_path: Path, sqlite_url: str
 
 
 def test_child_failure_raises_and_leaves_nothing(tmp_path: Path) -> None:
-    from adapters.trainer import TrainerChildFailed
-    from adapters.training import TrainConfig
+    from lsat.adapters.model.training import TrainConfig
+    from lsat.adapters.trainer import TrainerChildFailed
 
     job = ChildJob(
         "no-such-model-xyz",
@@ -143,7 +143,7 @@ def _failing_child(job: ChildJob) -> ChildResult:
 
 
 def test_failed_job_is_counted_before_the_retry(tmp_path: Path, sqlite_url: str) -> None:
-    from adapters.trainer import TrainerChildFailed
+    from lsat.adapters.trainer import TrainerChildFailed
 
     settings = trainer_settings(tmp_path, sqlite_url)
     fill_windows(sqlite_url, {1: 30})

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from adapters.publication import (
+from lsat.adapters.lifecycle.publication import (
     AdapterRef,
     PublicationError,
     ServingSet,
     current_serving_set,
 )
-from adapters.registry import open_registry
+from lsat.adapters.lifecycle.registry import open_registry
 
 SHORT = AdapterRef("short", 2, "/a/short-2", "b" * 64)
 LONG = AdapterRef("long", 1, "/a/long-1", "a" * 64)

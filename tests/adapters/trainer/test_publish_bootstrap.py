@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.publication import ServingSet
-from adapters.registry import open_registry
-from adapters.trainer.service import publish_current_serving_set
-from lsat.settings import KafkaSettings, Settings
+from lsat.adapters.lifecycle.publication import ServingSet
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.trainer.service import publish_current_serving_set
+from lsat.core.settings import KafkaSettings, Settings
 
 pytestmark = pytest.mark.kafka
 

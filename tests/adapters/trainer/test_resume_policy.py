@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from trainer_helpers import fill_windows, trainer_settings
 
-from adapters.artifacts import WEIGHTS_FILE
-from adapters.publication import ServingSet
-from adapters.registry import open_registry
-from adapters.trainer import Retrainer, bootstrap_long, long_refresh_due, resume_decision
-from adapters.trainer.child import run_job
+from lsat.adapters.lifecycle.artifacts import WEIGHTS_FILE
+from lsat.adapters.lifecycle.publication import ServingSet
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.trainer import Retrainer, bootstrap_long, long_refresh_due, resume_decision
+from lsat.adapters.trainer.child import run_job
+from lsat.core.settings import Settings
 from lsat.data.types import Item
-from lsat.settings import Settings
-from stream.store import SampleStore
-from stream.triggers import RetrainRequest
+from lsat.stream.store import SampleStore
+from lsat.stream.triggers import RetrainRequest
 
 
 def _request(window_id: int) -> RetrainRequest:

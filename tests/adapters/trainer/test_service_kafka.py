@@ -21,13 +21,13 @@ import pytest
 from kafka import KafkaProducer
 from trainer_helpers import fill_windows, trainer_settings
 
-from adapters.publication import ServingSet
-from adapters.registry import open_registry
-from adapters.trainer import RetrainOutcome, run_trainer
-from adapters.trainer.child import ChildJob, ChildResult, run_job, train_in_child
-from lsat.settings import KafkaSettings, Settings
-from stream.kafka_client import kafka_python_kwargs
-from stream.triggers import RetrainRequest
+from lsat.adapters.lifecycle.publication import ServingSet
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.trainer import RetrainOutcome, run_trainer
+from lsat.adapters.trainer.child import ChildJob, ChildResult, run_job, train_in_child
+from lsat.core.settings import KafkaSettings, Settings
+from lsat.stream.kafka_client import kafka_python_kwargs
+from lsat.stream.triggers import RetrainRequest
 
 pytestmark = pytest.mark.kafka
 HERE = Path(__file__).resolve().parent

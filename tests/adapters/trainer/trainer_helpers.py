@@ -6,10 +6,10 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from adapters.trainer import TINY_BASE_MODEL
+from lsat.adapters.trainer import TINY_BASE_MODEL
+from lsat.core.settings import Settings
 from lsat.data.types import Interaction, Item, Sample
-from lsat.settings import Settings
-from stream.store import IngestItem, SampleStore
+from lsat.stream.store import IngestItem, SampleStore
 
 TOY_TITLES = {str(i): f"{'Sunny' if i % 2 == 0 else 'Gloomy'} {i}" for i in range(40)}
 

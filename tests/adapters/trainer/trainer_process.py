@@ -1,7 +1,8 @@
 """A real trainer process for the kill tests: ``python trainer_process.py SETTINGS_JSON``.
 
 The JSON holds ``home``, ``db_url``, ``bootstrap`` and the ``retrain`` / ``versions`` topics and
-``group`` (optionally ``epochs``); the process runs :func:`adapters.trainer.run_trainer` for one
+``group`` (optionally ``epochs``); the process runs :func:`lsat.adapters.trainer.run_trainer` for
+one
 job with child training.
 """
 
@@ -17,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from trainer_helpers import trainer_settings
 
-from adapters.trainer import run_trainer
-from lsat.settings import KafkaSettings
+from lsat.adapters.trainer import run_trainer
+from lsat.core.settings import KafkaSettings
 
 
 def main() -> int:

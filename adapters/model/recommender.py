@@ -1,0 +1,285 @@
+"""LoraRecommender: one frozen base LM carrying named LoRA adapters that score TALLRec prompts.
+
+The high-level API used by the experiment runner, the trainer and the live scorer::
+
+    rec = LoraRecommender(base, titles)
+    report = rec.train_adapter("short", train, validation)
+    p_like = rec.score("short", samples)             # None scores the bare base model
+    many = rec.score_many(["long", "short"], samples)  # lower layers computed once
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+
+import numpy as np
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from tqdm.auto import tqdm
+
+from lsat.adapters.model.base_model import BaseLM
+from lsat.adapters.model.batching import length_batches
+from lsat.adapters.model.errors import AdapterError
+from lsat.adapters.model.forward import num_layers
+from lsat.adapters.model.layer_cache import HiddenStateCache
+from lsat.adapters.model.prompts import build_prompt
+from lsat.adapters.model.scoring import EncodedPrompts, batch_logits, score_prompts
+from lsat.adapters.model.training import TrainConfig, TrainReport, train_lora
+from lsat.data.types import Sample
+
+__all__ = ["LoraRecommender", "RecommenderError"]
+
+
+class RecommenderError(AdapterError, ValueError):
+    """A bad adapter name, config or state given to :class:`LoraRecommender`."""
+
+
+def _lora_config(config: TrainConfig | LoraConfig) -> LoraConfig:
+    return config.lora_config() if isinstance(config, TrainConfig) else copy.deepcopy(config)
+
+
+class LoraRecommender:
+    """A base LM plus named LoRA adapters that answer "will the user like X?" as P(Yes).
+
+    ``titles`` is read at every call, so a live dict updated elsewhere is honoured.
+    """
+
+    def __init__(
+        self,
+        base: BaseLM,
+        titles: Mapping[str, str],
+        *,
+        item_noun: str = "movie",
+        train_config: TrainConfig | None = None,
+        batch_size: int = 16,
+        bf16_scoring: bool | None = None,
+        cache_bytes: int = 3 * 1024**3,
+        progress: bool = True,
+        device: str | None = None,
+    ) -> None:
+        if device is not None:
+            base.model.to(device)
+        self.base = base
+        self.titles = titles
+        self.item_noun = item_noun
+        self.train_config = train_config or TrainConfig()
+        self.batch_size = batch_size
+        self.bf16_scoring = (
+            self.train_config.bf16_autocast if bf16_scoring is None else bf16_scoring
+        )
+        self.cache = HiddenStateCache(max_bytes=cache_bytes)
+        self.progress = progress
+        self._peft: PeftModel | None = None
+        self._cache_lower: dict[str, bool] = {}
+
+    # ---- adapters -------------------------------------------------------------------------
+    @property
+    def adapter_names(self) -> list[str]:
+        """Names of the adapters currently held."""
+        return [] if self._peft is None else list(self._peft.peft_config)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The peft model (or the bare base model before the first adapter)."""
+        return self.base.model if self._peft is None else self._peft
+
+    def _require(self, name: str) -> None:
+        if name not in self.adapter_names:
+            raise RecommenderError(f"unknown adapter {name!r}; have {self.adapter_names}")
+
+    def adapter_config(self, name: str) -> LoraConfig:
+        """A copy of the peft LoraConfig of adapter ``name``."""
+        self._require(name)
+        return copy.deepcopy(self._peft.peft_config[name])
+
+    def _add(self, name: str, config: LoraConfig, *, cache_lower: bool = True) -> None:
+        if not name or not isinstance(name, str):
+            raise RecommenderError(f"adapter name must be a non-empty string, got {name!r}")
+        if name in self.adapter_names:
+            raise RecommenderError(f"adapter {name!r} already exists; delete_adapter it first")
+        layers = config.layers_to_transform
+        total = num_layers(self.base.model)
+        if layers is not None and any(not 0 <= int(i) < total for i in layers):
+            raise RecommenderError(f"adapter {name!r}: layers {layers} outside 0..{total - 1}")
+        if self._peft is None:
+            self._peft = get_peft_model(self.base.model, config, adapter_name=name)
+        else:
+            self._peft.add_adapter(name, config)
+        self._cache_lower[name] = cache_lower
+        self._peft.eval()
+
+    def delete_adapter(self, name: str) -> None:
+        """Remove adapter ``name`` and its weights."""
+        self._require(name)
+        if len(self.adapter_names) == 1:
+            self.base.model = self._peft.unload()
+            self._peft = None
+        else:
+            if name in self._peft.active_adapters:
+                other = next(n for n in self.adapter_names if n != name)
+                self._peft.set_adapter(other)
+            self._peft.delete_adapter(name)
+        self._cache_lower.pop(name, None)
+
+    def _start_layer(self, name: str) -> int:
+        layers = self._peft.peft_config[name].layers_to_transform
+        if layers is None or not self._cache_lower.get(name, True):
+            return 0
+        layers = [layers] if isinstance(layers, int) else layers
+        return int(min(layers))
+
+    def lora_state(self, name: str) -> dict[str, torch.Tensor]:
+        """Adapter weights in peft's saved layout (adapter name stripped), detached copies."""
+        self._require(name)
+        state = get_peft_model_state_dict(self._peft, adapter_name=name)
+        return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
+
+    def set_lora_state(
+        self, name: str, state: Mapping[str, torch.Tensor], config: TrainConfig | LoraConfig
+    ) -> None:
+        """Create (or replace) adapter ``name`` with ``config`` and load ``state`` into it."""
+        lora_config = _lora_config(config)
+        expected_suffixes = (".lora_A.weight", ".lora_B.weight")
+        bad = [key for key in state if not key.endswith(expected_suffixes)]
+        if bad:
+            raise RecommenderError(f"adapter {name!r}: unexpected state keys {bad[:3]}")
+        if name in self.adapter_names:
+            self.delete_adapter(name)
+        self._add(name, lora_config)
+        result = set_peft_model_state_dict(self._peft, dict(state), adapter_name=name)
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        own = get_peft_model_state_dict(self._peft, adapter_name=name)
+        missing = sorted(set(own) - set(state))
+        if unexpected or missing:
+            self.delete_adapter(name)
+            raise RecommenderError(
+                f"adapter {name!r}: state does not fit config (unexpected {unexpected[:3]}, "
+                f"missing {missing[:3]})"
+            )
+
+    # ---- training -------------------------------------------------------------------------
+    def train_adapter(
+        self,
+        name: str,
+        train: Sequence[Sample],
+        validation: Sequence[Sample],
+        *,
+        init_from: str | None = None,
+        config: TrainConfig | None = None,
+    ) -> TrainReport:
+        """Train a new adapter from scratch, or continue a copy of ``init_from`` (fine-tuning)."""
+        config = config or self.train_config
+        if name in self.adapter_names:
+            raise RecommenderError(f"adapter {name!r} already exists; delete_adapter it first")
+        if init_from is not None:
+            self.set_lora_state(name, self.lora_state(init_from), self.adapter_config(init_from))
+            self._cache_lower[name] = config.cache_lower_layers
+        else:
+            torch.manual_seed(config.seed)
+            self._add(name, config.lora_config(), cache_lower=config.cache_lower_layers)
+        try:
+            self._peft.set_adapter(name)
+            report = train_lora(
+                self._peft,
+                name,
+                self._encode(train),
+                [s.label for s in train],
+                self._encode(validation),
+                [s.label for s in validation],
+                config,
+                cache=self.cache,
+                start_layer=self._start_layer(name),
+                progress=self.progress,
+            )
+        except BaseException:
+            self.delete_adapter(name)
+            raise
+        for param in self._peft.parameters():
+            param.requires_grad_(False)
+        return report
+
+    # ---- scoring --------------------------------------------------------------------------
+    def _encode(self, samples: Sequence[Sample]) -> EncodedPrompts:
+        prompts = [build_prompt(s, self.titles, self.item_noun) for s in samples]
+        return EncodedPrompts(self.base.tokenizer, prompts)
+
+    @contextmanager
+    def _active(self, name: str | None) -> Iterator[None]:
+        if name is None:
+            with self._peft.disable_adapter() if self._peft is not None else nullcontext():
+                yield
+        else:
+            self._require(name)
+            self._peft.set_adapter(name)
+            yield
+
+    def score(self, name: str | None, samples: Sequence[Sample]) -> np.ndarray:
+        """P(like) per sample with adapter ``name`` (``None`` = the base model alone)."""
+        return self.score_many([name], samples)[name]
+
+    def score_many(
+        self, names: Sequence[str | None], samples: Sequence[Sample]
+    ) -> dict[str | None, np.ndarray]:
+        """P(like) per sample for several adapters; the frozen lower layers run once per batch."""
+        for name in names:
+            if name is not None:
+                self._require(name)
+        encoded = self._encode(samples)
+        if len(encoded) == 0:
+            return {name: np.empty(0) for name in names}
+        starts = [self._start_layer(n) for n in names if n is not None]
+        start = min(starts) if starts and min(starts) > 0 else 0
+        if len(names) == 1 or start == 0:
+            out = {}
+            for name in names:
+                with self._active(name):
+                    out[name] = score_prompts(
+                        self.model,
+                        encoded,
+                        batch_size=self.batch_size,
+                        start_layer=start,
+                        cache=self.cache if start else None,
+                        bf16=self.bf16_scoring,
+                        progress=self.progress,
+                    )
+            return out
+        out = {name: np.empty(len(encoded)) for name in names}
+        batches = length_batches(encoded.lengths, self.batch_size)
+        self.model.eval()
+        for batch in tqdm(
+            batches, desc="scoring", unit="batch", disable=not self.progress, leave=False
+        ):
+            for name in names:
+                with self._active(name), torch.no_grad():
+                    logits = batch_logits(
+                        self.model,
+                        encoded,
+                        batch,
+                        start_layer=start,
+                        cache=self.cache,
+                        bf16=self.bf16_scoring,
+                    )
+                out[name][batch] = torch.softmax(logits, dim=-1)[:, 0].double().cpu().numpy()
+        return out
+
+    # ---- combination and persistence (lsat.adapters.model.merging /
+    # lsat.adapters.lifecycle.artifacts) ----------------
+    def merge(
+        self, new_name: str, names: Sequence[str], weights: Sequence[float], method: str = "delta"
+    ) -> None:
+        """Add ``new_name``, merging ``names``: "delta" (exact ΔW), "svd" or "ab_average"."""
+        from lsat.adapters.model import merging
+
+        adapters = [(self.lora_state(n), self.adapter_config(n)) for n in names]
+        if method == "delta":
+            state, config = merging.merge_delta(adapters, weights)
+        elif method == "svd":
+            state, config = merging.merge_svd(adapters, weights, rank=max(c.r for _, c in adapters))
+        elif method in ("ab_average", "ab"):
+            state, config = merging.merge_ab_average(adapters, weights)
+        else:
+            raise RecommenderError(f"unknown merge method {method!r}; use delta, svd or ab_average")
+        self.set_lora_state(new_name, state, config)

@@ -1,0 +1,1 @@
+"""The top floor: entry points (the `lsat` command, `lsat up`)."""

@@ -1,0 +1,1 @@
+"""The bottom floor: settings, metrics maths, SQLite and cache-folder helpers."""
