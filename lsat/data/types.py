@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["HISTORY_LENGTH", "Dataset", "Interaction", "Item", "Sample"]
+__all__ = [
+    "HISTORY_LENGTH",
+    "CollaborativeFeatures",
+    "Dataset",
+    "Interaction",
+    "Item",
+    "Sample",
+]
 
 HISTORY_LENGTH = 10
 """How many earlier interactions of the user a TALLRec sample carries."""
@@ -47,11 +54,52 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class CollaborativeFeatures:
+    """Like counts as of just before one event (see :mod:`lsat.data.collaborative`).
+
+    ``co_like`` scores how often the target was liked together with the user's recent likes
+    (0 when nothing is known). Rates are smoothed toward the global like-rate with
+    ``prior_strength`` pseudo-counts; with no data at all they are 0.5.
+
+    >>> f = CollaborativeFeatures(3, 4, 0, 0, 60, 100)
+    >>> f.user_rate(prior_strength=0), f.item_rate(prior_strength=10), f.global_rate
+    (0.75, 0.6, 0.6)
+    """
+
+    user_likes: int
+    user_count: int
+    item_likes: int
+    item_count: int
+    global_likes: int
+    global_count: int
+    co_like: float = 0.0
+
+    @property
+    def global_rate(self) -> float:
+        """Like-rate over every earlier event (0.5 before any)."""
+        return self.global_likes / self.global_count if self.global_count else 0.5
+
+    def _smoothed(self, likes: int, count: int, prior_strength: float) -> float:
+        if count + prior_strength <= 0:
+            return self.global_rate
+        return (likes + prior_strength * self.global_rate) / (count + prior_strength)
+
+    def user_rate(self, prior_strength: float = 10.0) -> float:
+        """The user's earlier like-rate, smoothed toward the global rate."""
+        return self._smoothed(self.user_likes, self.user_count, prior_strength)
+
+    def item_rate(self, prior_strength: float = 10.0) -> float:
+        """The item's earlier like-rate, smoothed toward the global rate."""
+        return self._smoothed(self.item_likes, self.item_count, prior_strength)
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """A TALLRec training/scoring sample: the user's previous interactions and a target.
 
     History holds item ids oldest → newest with their labels, so titles are resolved at prompt
     time from the catalogue (a cold item gets its title once the catalogue knows it).
+    ``collaborative`` is optional (None unless a prequential annotator filled it in).
     """
 
     event_id: str
@@ -61,6 +109,8 @@ class Sample:
     label: int
     history_item_ids: tuple[str, ...]
     history_labels: tuple[int, ...]
+    collaborative: CollaborativeFeatures | None = field(default=None, compare=False)
+    """Counts as of just before this event, when annotated (not part of equality)."""
 
 
 @dataclass(slots=True)
