@@ -2,8 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from lsat.adapters.model.prompts import PromptError, build_prompt, instruction_text
-from lsat.data.types import Sample
+from lsat.adapters.model.prompts import (
+    PROMPT_FORMATS,
+    PromptError,
+    build_prompt,
+    check_prompt_format,
+    instruction_text,
+)
+from lsat.adapters.model.tiny_tokenizer import build_tiny_tokenizer
+from lsat.data.types import CollaborativeFeatures, Sample
 
 TITLES = {"1": "Heat", "2": "Fargo", "3": "Jaws", "9": "Toy Story"}
 
@@ -79,3 +86,73 @@ def test_live_titles_are_read_at_call_time() -> None:
 def test_mismatched_history_is_rejected_with_event_id() -> None:
     with pytest.raises(PromptError, match="e1"):
         build_prompt(sample(("1", "2"), (1,)), TITLES)
+
+
+FEATURES = CollaborativeFeatures(3, 10, 5, 7, 50, 100)
+
+
+def annotated(noun_target: str = "9") -> Sample:
+    return Sample("e1", "u1", noun_target, 0, 1, ("1", "2"), (1, 0), FEATURES)
+
+
+def test_default_format_is_byte_identical_to_the_plain_tallrec_prompt() -> None:
+    s = annotated()
+    assert (
+        build_prompt(s, TITLES)
+        == build_prompt(s, TITLES, "movie", "tallrec")
+        == (
+            "### Instruction:\n"
+            "Given the user's preference and unpreference, identify whether the user will like "
+            "the target movie by answering Yes or No.\n"
+            "### Input:\n"
+            'User Preference: "Heat"\n'
+            'User Unpreference: "Fargo"\n'
+            'Whether the user will like the target movie "Toy Story"?\n'
+            "### Response:"
+        )
+    )
+
+
+def test_hints_go_before_the_response_with_raw_counts_and_the_item_noun() -> None:
+    prompt = build_prompt(annotated(), TITLES, "product", "tallrec_hints")
+    assert prompt.endswith(
+        'Whether the user will like the target product "Toy Story"?\n'
+        "Earlier ratings of the target product: 5 of 7 liked (71%).\n"
+        "Earlier ratings by the user: 3 of 10 liked (30%).\n"
+        "### Response:"
+    )
+    assert "movie" not in prompt
+
+
+@pytest.mark.parametrize("prompt_format", ["tallrec_hints", "chat_hints"])
+def test_hints_need_annotated_samples(prompt_format: str) -> None:
+    with pytest.raises(PromptError, match=r"e1.*no collaborative features"):
+        build_prompt(sample(("1",), (1,)), TITLES, "movie", prompt_format)
+
+
+def test_chat_uses_the_tokenizer_template_else_the_chatml_fallback() -> None:
+    s = annotated()
+    fallback = build_prompt(s, TITLES, "movie", "chat", build_tiny_tokenizer())
+    assert fallback.startswith("<|im_start|>user\nGiven the user's preference")
+    assert fallback.endswith('"Toy Story"?<|im_end|>\n<|im_start|>assistant\n')
+    assert "### " not in fallback
+
+    class Templated:
+        chat_template = "custom"
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            assert (tokenize, add_generation_prompt) == (False, True)
+            return f"[{messages[0]['role']}] {messages[0]['content']} [assistant]"
+
+    templated = build_prompt(s, TITLES, "movie", "chat_hints", Templated())
+    assert templated.startswith("[user] Given the user's preference")
+    assert templated.endswith("3 of 10 liked (30%). [assistant]")
+
+
+def test_every_format_is_accepted_and_an_unknown_one_is_named() -> None:
+    for prompt_format in PROMPT_FORMATS:
+        assert build_prompt(annotated(), TITLES, "movie", prompt_format)
+    with pytest.raises(PromptError, match="'alpaca'"):
+        check_prompt_format("alpaca")
+    with pytest.raises(PromptError, match="'alpaca'"):
+        build_prompt(annotated(), TITLES, "movie", "alpaca")
