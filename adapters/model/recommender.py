@@ -25,7 +25,7 @@ from lsat.adapters.model.batching import length_batches
 from lsat.adapters.model.errors import AdapterError
 from lsat.adapters.model.forward import num_layers
 from lsat.adapters.model.layer_cache import HiddenStateCache
-from lsat.adapters.model.prompts import build_prompt
+from lsat.adapters.model.prompts import DEFAULT_PROMPT_FORMAT, build_prompt, check_prompt_format
 from lsat.adapters.model.scoring import EncodedPrompts, batch_logits, score_prompts
 from lsat.adapters.model.training import TrainConfig, TrainReport, train_lora
 from lsat.data.types import Sample
@@ -45,6 +45,7 @@ class LoraRecommender:
     """A base LM plus named LoRA adapters that answer "will the user like X?" as P(Yes).
 
     ``titles`` is read at every call, so a live dict updated elsewhere is honoured.
+    ``prompt_format`` is one of :data:`~lsat.adapters.model.prompts.PROMPT_FORMATS`.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class LoraRecommender:
         titles: Mapping[str, str],
         *,
         item_noun: str = "movie",
+        prompt_format: str = DEFAULT_PROMPT_FORMAT,
         train_config: TrainConfig | None = None,
         batch_size: int = 16,
         bf16_scoring: bool | None = None,
@@ -65,6 +67,7 @@ class LoraRecommender:
         self.base = base
         self.titles = titles
         self.item_noun = item_noun
+        self.prompt_format = check_prompt_format(prompt_format)
         self.train_config = train_config or TrainConfig()
         self.batch_size = batch_size
         self.bf16_scoring = (
@@ -203,7 +206,10 @@ class LoraRecommender:
 
     # ---- scoring --------------------------------------------------------------------------
     def _encode(self, samples: Sequence[Sample]) -> EncodedPrompts:
-        prompts = [build_prompt(s, self.titles, self.item_noun) for s in samples]
+        prompts = [
+            build_prompt(s, self.titles, self.item_noun, self.prompt_format, self.base.tokenizer)
+            for s in samples
+        ]
         return EncodedPrompts(self.base.tokenizer, prompts)
 
     @contextmanager
