@@ -3,11 +3,19 @@
 ``update(x)`` returns the detector itself; ``drift_detected`` / ``warning_detected`` are
 read-only and describe the last update only (a detector re-bases itself after a drift, like
 River's); ``statistic`` is the current test statistic for metrics; ``reset()`` forgets all.
+
+State round trip: :meth:`DriftDetector.to_state` gives plain JSON (no NaN or infinity, so
+PostgreSQL's JSON takes it) with the detector's class, its constructor arguments and what it
+has learned; :meth:`DriftDetector.from_state` rebuilds it. A restored detector continues the
+stream exactly where the saved one stood: it detects at the same indices as one that never
+stopped. The stream worker saves it with the window state, in the same transaction.
 """
 
 from __future__ import annotations
 
 import abc
+import json
+from collections.abc import Mapping
 from typing import Any, Self
 
 from lsat.stream.errors import InvalidConfig
@@ -16,7 +24,8 @@ __all__ = ["DriftDetector", "check_block_sizes"]
 
 
 class DriftDetector(abc.ABC):
-    """Abstract base: subclasses implement :meth:`update`, :meth:`reset` and ``statistic``."""
+    """Abstract base: subclasses implement :meth:`update`, :meth:`reset`, ``statistic``,
+    :meth:`params` and the ``_dump`` / ``_load`` pair behind :meth:`to_state`."""
 
     name: str = "drift"
     """Short label used in metrics and in retrain requests."""
@@ -48,6 +57,49 @@ class DriftDetector(abc.ABC):
     def reset(self) -> None:
         """Forget everything seen so far."""
 
+    @abc.abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments: ``type(d)(**d.params())`` is a fresh detector like ``d``."""
+
+    @abc.abstractmethod
+    def _dump(self) -> dict[str, Any]:
+        """What the detector has learned, in JSON types (finite floats only)."""
+
+    @abc.abstractmethod
+    def _load(self, data: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`_dump`, into a freshly built detector; raise on a bad value."""
+
+    def to_state(self) -> dict[str, Any]:
+        """``{"detector", "params", "drift", "warning", "data"}``: JSON, for :meth:`from_state`."""
+        return {
+            "detector": type(self).__name__,
+            "params": self.params(),
+            "drift": self._drift_detected,
+            "warning": self._warning_detected,
+            "data": self._dump(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        """A detector of this class that continues exactly where ``state`` was saved.
+
+        Raises :class:`InvalidConfig` (echoing the state) for another class's state or a
+        malformed one.
+        """
+        if not isinstance(state, Mapping) or state.get("detector") != cls.__name__:
+            raise InvalidConfig(f"not a {cls.__name__} state: {_short(state)}")
+        try:
+            detector = cls(**state["params"])
+            detector._load(state["data"])
+            drift, warning = state["drift"], state["warning"]
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            data = state.get("data")
+            raise InvalidConfig(f"bad {cls.__name__} state ({exc}); data {_short(data)}") from None
+        if not isinstance(drift, bool) or not isinstance(warning, bool):
+            raise InvalidConfig(f"bad {cls.__name__} state flags: {drift!r}, {warning!r}")
+        detector._drift_detected, detector._warning_detected = drift, warning
+        return detector
+
     def snapshot(self) -> dict[str, float | bool]:
         """``{"statistic", "drift", "warning"}`` for metrics and retrain requests."""
         return {
@@ -58,6 +110,14 @@ class DriftDetector(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(statistic={self.statistic:.4g})"
+
+
+def _short(value: Any) -> str:
+    try:
+        text = json.dumps(value, default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 200 else f"{text[:200]}…"
 
 
 def check_block_sizes(reference_size: int, window_size: int, min_count: int) -> None:

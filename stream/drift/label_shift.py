@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Self
+from collections.abc import Mapping
+from typing import Any, Self
 
 from lsat.stream.drift.base import DriftDetector, check_block_sizes
 from lsat.stream.errors import InvalidConfig
@@ -60,8 +61,17 @@ class LabelRateShift(DriftDetector):
         self.z_threshold, self.z_warning = z_threshold, z_warning
         self.reset()
 
+    def params(self) -> dict[str, Any]:
+        return {
+            "reference_size": self.reference_size,
+            "window_size": self.window_size,
+            "min_count": self.min_count,
+            "z_threshold": self.z_threshold,
+            "z_warning": self.z_warning,
+        }
+
     def reset(self) -> None:
-        self._reference: list[int] = []
+        self._reference_count = 0  # only the reference block's size and hits matter
         self._recent: deque[int] = deque()
         self._reference_hits = self._recent_hits = 0
         self._statistic = 0.0
@@ -71,12 +81,12 @@ class LabelRateShift(DriftDetector):
         if x not in (0, 1):
             raise InvalidConfig(f"LabelRateShift takes 0/1 labels, got {x!r}")
         if self._drift_detected:  # re-base on the new regime
-            self._reference, self._reference_hits = list(self._recent), self._recent_hits
+            self._reference_count, self._reference_hits = len(self._recent), self._recent_hits
             self._recent, self._recent_hits = deque(), 0
         self._drift_detected = self._warning_detected = False
         self._statistic = 0.0
-        if len(self._reference) < self.reference_size:
-            self._reference.append(int(x))
+        if self._reference_count < self.reference_size:
+            self._reference_count += 1
             self._reference_hits += int(x)
             return self
         self._recent.append(int(x))
@@ -86,7 +96,7 @@ class LabelRateShift(DriftDetector):
         if len(self._recent) < self.min_count:
             return self
         self._statistic = two_proportion_z(
-            self._recent_hits, len(self._recent), self._reference_hits, len(self._reference)
+            self._recent_hits, len(self._recent), self._reference_hits, self._reference_count
         )
         self._drift_detected = abs(self._statistic) >= self.z_threshold
         self._warning_detected = abs(self._statistic) >= self.z_warning
@@ -100,8 +110,27 @@ class LabelRateShift(DriftDetector):
     def rates(self) -> tuple[float | None, float | None]:
         """(recent like-rate, reference like-rate); None while a block is empty."""
         recent = self._recent_hits / len(self._recent) if self._recent else None
-        ref = self._reference_hits / len(self._reference) if self._reference else None
+        ref = self._reference_hits / self._reference_count if self._reference_count else None
         return recent, ref
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "reference_count": self._reference_count,
+            "reference_hits": self._reference_hits,
+            "recent": "".join(map(str, self._recent)),  # the labels as a string of 0/1
+            "statistic": self._statistic,
+        }
+
+    def _load(self, data: Mapping[str, Any]) -> None:
+        count, hits, recent = data["reference_count"], data["reference_hits"], data["recent"]
+        if not 0 <= hits <= count or not set(recent) <= {"0", "1"}:
+            raise ValueError(f"bad blocks: reference {hits}/{count}, recent {recent[:40]!r}")
+        if len(recent) > self.window_size:
+            raise ValueError(f"{len(recent)} recent labels > window_size {self.window_size}")
+        self._reference_count, self._reference_hits = int(count), int(hits)
+        self._recent = deque(int(y) for y in recent)
+        self._recent_hits = sum(self._recent)
+        self._statistic = float(data["statistic"])
 
 
 def two_proportion_z(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:

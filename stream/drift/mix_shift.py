@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Hashable, Mapping
-from typing import Self
+from typing import Any, Self
 
 from lsat.stream.drift.base import DriftDetector, check_block_sizes
 from lsat.stream.errors import InvalidConfig
@@ -59,6 +59,15 @@ class MixShift(DriftDetector):
         self.threshold, self.warning = threshold, warning
         self.reset()
 
+    def params(self) -> dict[str, Any]:
+        return {
+            "reference_size": self.reference_size,
+            "window_size": self.window_size,
+            "min_count": self.min_count,
+            "threshold": self.threshold,
+            "warning": self.warning,
+        }
+
     def reset(self) -> None:
         self._reference: Counter[Hashable] = Counter()
         self._recent: deque[Hashable] = deque()
@@ -96,6 +105,38 @@ class MixShift(DriftDetector):
     def statistic(self) -> float:
         return self._statistic
 
+    def _dump(self) -> dict[str, Any]:
+        """Categories once (JSON strings or integers), then counts and the recent block as
+        indices into them."""
+        categories = list(dict.fromkeys([*self._reference, *self._recent_counts]))
+        bad = [c for c in categories if not isinstance(c, str | int) or isinstance(c, bool)]
+        if bad:
+            raise InvalidConfig(f"MixShift state needs str or int categories, got {bad[0]!r}")
+        index = {c: i for i, c in enumerate(categories)}
+        return {
+            "categories": categories,
+            "reference": [self._reference[c] for c in categories],
+            "recent": [index[c] for c in self._recent],
+            "statistic": self._statistic,
+        }
+
+    def _load(self, data: Mapping[str, Any]) -> None:
+        categories, counts = list(data["categories"]), list(data["reference"])
+        outside = [
+            i for i in data["recent"] if not isinstance(i, int) or not 0 <= i < len(categories)
+        ]
+        if outside:
+            raise ValueError(f"recent indices {outside[:5]} outside 0..{len(categories) - 1}")
+        recent = [categories[i] for i in data["recent"]]
+        if len(counts) != len(categories) or any(int(n) < 0 for n in counts):
+            raise ValueError(f"reference counts {counts[:20]} do not fit {categories[:20]}")
+        if len(recent) > self.window_size:
+            raise ValueError(f"{len(recent)} recent categories > window_size {self.window_size}")
+        self._reference = Counter({c: int(n) for c, n in zip(categories, counts, strict=True) if n})
+        self._recent = deque(recent)
+        self._recent_counts = Counter(recent)
+        self._statistic = float(data["statistic"])
+
 
 def js_divergence(p_counts: Mapping[Hashable, int], q_counts: Mapping[Hashable, int]) -> float:
     """Jensen–Shannon divergence (bits) of two count histograms.
@@ -111,7 +152,9 @@ def js_divergence(p_counts: Mapping[Hashable, int], q_counts: Mapping[Hashable, 
             f"js_divergence needs two non-empty histograms, got {p_total}, {q_total}"
         )
     divergence = 0.0
-    for key in set(p_counts) | set(q_counts):
+    # a fixed order (not set order, which varies with hash seeds and history) keeps the sum
+    # bit-identical across processes and across a state round trip
+    for key in sorted(set(p_counts) | set(q_counts), key=repr):
         p, q = p_counts.get(key, 0) / p_total, q_counts.get(key, 0) / q_total
         m = (p + q) / 2
         if p > 0:

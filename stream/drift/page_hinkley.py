@@ -1,4 +1,10 @@
-"""Page-Hinkley test on a stream of numbers (per-sample losses), wrapping ``river.drift``.
+"""Page-Hinkley test on a stream of numbers (per-sample losses).
+
+Each value's deviation from the running mean (minus ``delta``) accumulates with forgetting
+factor ``alpha``; a drift is reported when the sum has risen (``mode="up"``) or fallen
+(``"down"``) more than ``threshold`` from its extreme, once ``min_instances`` values are in.
+After a drift the next update starts over. Same arithmetic as ``river.drift.PageHinkley``, so
+both detect at the same indices (tested); this one saves and restores its state.
 
 >>> import random
 >>> rng = random.Random(0)
@@ -11,14 +17,15 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, Self
-
-from river import drift as river_drift
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from lsat.stream.drift.base import DriftDetector
 from lsat.stream.errors import InvalidConfig
 
 __all__ = ["PageHinkley"]
+
+_MODES = ("up", "down", "both")
 
 
 class PageHinkley(DriftDetector):
@@ -43,36 +50,74 @@ class PageHinkley(DriftDetector):
                 f"need threshold > 0, 0 < alpha <= 1, min_instances >= 1; got {threshold=}, "
                 f"{alpha=}, {min_instances=}"
             )
-        if mode not in ("up", "down", "both"):
+        if mode not in _MODES:
             raise InvalidConfig(f"mode must be 'up', 'down' or 'both', got {mode!r}")
         self.min_instances, self.delta, self.threshold = min_instances, delta, threshold
         self.alpha, self.mode = alpha, mode
         self.reset()
 
+    def params(self) -> dict[str, Any]:
+        return {
+            "min_instances": self.min_instances,
+            "delta": self.delta,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "mode": self.mode,
+        }
+
     def reset(self) -> None:
-        self._river = river_drift.PageHinkley(
-            min_instances=self.min_instances,
-            delta=self.delta,
-            threshold=self.threshold,
-            alpha=self.alpha,
-            mode=self.mode,
-        )
+        self._clear()
         self._drift_detected = False
+
+    def _clear(self) -> None:
+        self._n = 0
+        self._mean = 0.0
+        self._sum_up = self._sum_down = 0.0
+        self._min_up: float | None = None  # None: no value yet (River starts at +inf)
+        self._max_down = -1.0  # River's starting value
         self._statistic = 0.0
 
     def update(self, x: float) -> Self:
         if not math.isfinite(x):
             raise InvalidConfig(f"PageHinkley needs finite values, got {x!r}")
-        self._river.update(float(x))
-        self._drift_detected = bool(self._river.drift_detected)
-        # River keeps the two cumulative sums privately; read them for the metric.
-        river = self._river
-        up = river._sum_increase - river._min_increase
-        down = river._max_decrease - river._sum_decrease
-        up, down = (v if math.isfinite(v) else 0.0 for v in (up, down))
+        if self._drift_detected:  # start over after a detection, like River
+            self._clear()
+            self._drift_detected = False
+        x = float(x)
+        self._n += 1
+        self._mean += (1.0 / self._n) * (x - self._mean)
+        deviation = x - self._mean
+        self._sum_up = self.alpha * self._sum_up + deviation - self.delta
+        self._sum_down = self.alpha * self._sum_down + deviation + self.delta
+        if self._min_up is None or self._sum_up < self._min_up:
+            self._min_up = self._sum_up
+        self._max_down = max(self._max_down, self._sum_down)
+        up, down = self._sum_up - self._min_up, self._max_down - self._sum_down
         self._statistic = {"up": up, "down": down, "both": max(up, down)}[self.mode]
+        if self._n >= self.min_instances:
+            self._drift_detected = self._statistic > self.threshold
         return self
 
     @property
     def statistic(self) -> float:
         return self._statistic
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "n": self._n,
+            "mean": self._mean,
+            "sum_up": self._sum_up,
+            "sum_down": self._sum_down,
+            "min_up": self._min_up,
+            "max_down": self._max_down,
+            "statistic": self._statistic,
+        }
+
+    def _load(self, data: Mapping[str, Any]) -> None:
+        self._n = int(data["n"])
+        if self._n < 0:
+            raise ValueError(f"n must be >= 0, got {self._n}")
+        self._mean, self._statistic = float(data["mean"]), float(data["statistic"])
+        self._sum_up, self._sum_down = float(data["sum_up"]), float(data["sum_down"])
+        self._min_up = None if data["min_up"] is None else float(data["min_up"])
+        self._max_down = float(data["max_down"])
