@@ -9,7 +9,11 @@ detectors' statistics. The agent stores the sample, publishes the requests, expo
 Order within one step: the detectors see the sample first; then the window takes it (which may
 close the previous window by span, or this one as full); drift that fired for a window that
 closed in this step rides on its request, the rest stays pending until the open window holds
-``min_samples_on_drift`` samples (see :mod:`lsat.stream.triggers`).
+``policy.drift_close_min`` samples (see :mod:`lsat.stream.triggers`).
+
+Saving: ``state.to_dict(detectors)`` holds the window, the pending drift and every detector's
+state; ``PipelineState.from_dict(saved, detectors)`` restores all three, so a worker that
+crashed and restarted closes its windows where one that never stopped does.
 
 >>> from lsat.data.samples import HistoryTracker
 >>> from lsat.data.types import Interaction
@@ -26,6 +30,7 @@ c True 0 ['full']
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +51,8 @@ __all__ = [
     "feed_detector",
     "process_interaction",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -75,22 +82,65 @@ class Detectors:
         names = [d.name for d in self.all()]
         raise InvalidConfig(f"no drift detector named {name!r}; have {names}")
 
+    def to_state(self) -> dict[str, dict[str, Any]]:
+        """Every detector's :meth:`~lsat.stream.drift.DriftDetector.to_state`, by name."""
+        return {d.name: d.to_state() for d in self.all()}
+
+    def load_state(self, states: Mapping[str, Any]) -> list[str]:
+        """Restore each detector in place from ``states`` (as :meth:`to_state` gave them).
+
+        A detector with no saved state, or one saved with other arguments (the configuration
+        changed), starts empty; their names are returned and logged. A malformed state raises
+        :class:`InvalidConfig`.
+        """
+        cold = []
+        for detector in self.all():
+            saved = states.get(detector.name)
+            if saved is not None and not isinstance(saved, Mapping):
+                raise InvalidConfig(
+                    f"saved state of {detector.name!r} is not an object: {saved!r:.80}"
+                )
+            kind, params = type(detector).__name__, detector.params()
+            if saved and saved.get("detector") == kind and saved.get("params") == params:
+                detector.load_state(saved)
+            else:
+                detector.reset()
+                cold.append(detector.name)
+        if cold and states:
+            log.warning("drift detectors %s start empty: no saved state with their settings", cold)
+        return cold
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineState:
-    """The stream's own state besides user histories: the open window and pending drift."""
+    """The stream's own state besides user histories: the open window and pending drift.
+
+    The detectors (mutable, updated in place by each step) are saved alongside it: pass them
+    to :meth:`to_dict` and :meth:`from_dict`.
+    """
 
     window: WindowState = field(default_factory=WindowState)
     pending_drift: Mapping[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form for a faust table or the DB."""
-        return {"window": self.window.to_dict(), "pending_drift": dict(self.pending_drift)}
+    def to_dict(self, detectors: Detectors | None = None) -> dict[str, Any]:
+        """JSON-able form for the DB, with the detectors' states when given."""
+        data: dict[str, Any] = {
+            "window": self.window.to_dict(),
+            "pending_drift": dict(self.pending_drift),
+        }
+        if detectors is not None:
+            data["detectors"] = detectors.to_state()
+        return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PipelineState:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(
+        cls, data: Mapping[str, Any], detectors: Detectors | None = None
+    ) -> PipelineState:
+        """Inverse of :meth:`to_dict`; ``detectors`` are restored in place from the saved
+        states (see :meth:`Detectors.load_state`; a save without them leaves them empty)."""
         pending = {str(k): float(v) for k, v in data.get("pending_drift", {}).items()}
+        if detectors is not None:
+            detectors.load_state(data.get("detectors") or {})
         return cls(WindowState.from_dict(dict(data["window"])), pending)
 
 

@@ -1,9 +1,10 @@
 """Retrain requests (the ``adapter.retrain`` topic) and the rule for closing a window on drift.
 
 A window closes as "full" or "span" (see :mod:`lsat.stream.windows`), on a manual request, or on
-drift. Drift closes it early only once it holds ``min_samples_on_drift`` samples; a drift seen
-before that stays *pending* and closes the window as soon as it is big enough (or rides along
-on whatever closes it first), so a detection is never dropped.
+drift. Drift closes it early only once it holds :attr:`WindowPolicy.drift_close_min` samples
+(a quarter of a full window unless configured; never fewer than the trainer needs); a drift
+seen before that stays *pending* and closes the window as soon as it is big enough (or rides
+along on whatever closes it first), so a detection is never dropped.
 
 >>> from lsat.stream.windows import ClosedWindow
 >>> closed = ClosedWindow(3, "drift", 100, 90, 180, 64, 1)
@@ -42,8 +43,10 @@ def drift_close_due(state: WindowState, policy: WindowPolicy, pending: Mapping[s
     True
     >>> drift_close_due(WindowState(count=50), policy, {})
     False
+    >>> drift_close_due(WindowState(count=3), WindowPolicy(max_samples=100), {"adwin": 0.4})
+    False
     """
-    return bool(pending) and state.count >= policy.min_samples_on_drift
+    return bool(pending) and state.count >= policy.drift_close_min
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,9 @@ pure methods. Windows are consecutive (tumbling) and numbered 0, 1, 2, …
 * A window closes as **"full"** right after the sample that brings it to ``max_samples``, and
   as **"span"** when the watermark passes ``start_ts + max_span_s``; the event that moves the
   watermark past it belongs to the next window. Drift or a manual request close it through
-  :meth:`WindowState.close`.
+  :meth:`WindowState.close`; drift only once the window holds
+  :attr:`WindowPolicy.drift_close_min` samples (by default a quarter of ``max_samples``, never
+  fewer than the trainer's minimum :data:`MIN_TRAIN_SAMPLES`).
 
 >>> policy = WindowPolicy(max_samples=2, max_span_s=100, allowed_lateness_s=10)
 >>> state = WindowState()
@@ -28,25 +30,52 @@ pure methods. Windows are consecutive (tumbling) and numbered 0, 1, 2, …
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from lsat.stream.errors import InvalidConfig
 
-__all__ = ["CloseReason", "ClosedWindow", "WindowPolicy", "WindowState", "WindowStep"]
+__all__ = [
+    "DRIFT_CLOSE_FRACTION",
+    "MIN_TRAIN_SAMPLES",
+    "CloseReason",
+    "ClosedWindow",
+    "WindowPolicy",
+    "WindowState",
+    "WindowStep",
+]
 
 CloseReason = Literal["full", "span", "drift", "manual"]
 _CLOSE_REASONS: tuple[str, ...] = ("full", "span", "drift", "manual")
+MIN_TRAIN_SAMPLES = 2
+"""The fewest samples the trainer trains a window on (it skips smaller windows: one sample
+cannot be split into training and validation)."""
+DRIFT_CLOSE_FRACTION = 0.25
+"""By default drift closes a window only once it is a quarter full: a handful of samples
+right after the previous close makes a useless short adapter."""
 
 
 @dataclass(frozen=True, slots=True)
 class WindowPolicy:
-    """When windows close; ``max_span_s=None`` means count-bounded only."""
+    """When windows close; ``max_span_s=None`` means count-bounded only.
+
+    ``min_samples_on_drift``: the fewest samples a window needs before drift may close it
+    (``None``: :attr:`drift_close_min`'s default). Smaller than :data:`MIN_TRAIN_SAMPLES` is
+    refused (unless ``max_samples`` itself is smaller).
+
+    >>> WindowPolicy(max_samples=2000).drift_close_min
+    500
+    >>> WindowPolicy(max_samples=6).drift_close_min, WindowPolicy(max_samples=1).drift_close_min
+    (2, 1)
+    >>> WindowPolicy(max_samples=100, min_samples_on_drift=30).drift_close_min
+    30
+    """
 
     max_samples: int
     max_span_s: int | None = None
     allowed_lateness_s: int = 0
-    min_samples_on_drift: int = 1
+    min_samples_on_drift: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_samples < 1:
@@ -55,11 +84,21 @@ class WindowPolicy:
             raise InvalidConfig(f"max_span_s must be > 0 or None, got {self.max_span_s}")
         if self.allowed_lateness_s < 0:
             raise InvalidConfig(f"allowed_lateness_s must be ≥ 0, got {self.allowed_lateness_s}")
-        if not 1 <= self.min_samples_on_drift <= self.max_samples:
+        low = min(MIN_TRAIN_SAMPLES, self.max_samples)
+        given = self.min_samples_on_drift
+        if given is not None and not low <= given <= self.max_samples:
             raise InvalidConfig(
-                f"min_samples_on_drift must be in [1, max_samples={self.max_samples}], "
-                f"got {self.min_samples_on_drift}"
+                f"min_samples_on_drift must be in [{low}, max_samples={self.max_samples}], "
+                f"got {given}"
             )
+
+    @property
+    def drift_close_min(self) -> int:
+        """The fewest samples a window holds before drift closes it."""
+        if self.min_samples_on_drift is not None:
+            return self.min_samples_on_drift
+        share = math.ceil(self.max_samples * DRIFT_CLOSE_FRACTION)
+        return min(self.max_samples, max(MIN_TRAIN_SAMPLES, share))
 
 
 @dataclass(frozen=True, slots=True)

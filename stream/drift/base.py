@@ -81,24 +81,41 @@ class DriftDetector(abc.ABC):
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
-        """A detector of this class that continues exactly where ``state`` was saved.
+        """A detector of this class, built with the saved arguments, that continues exactly
+        where ``state`` was saved.
 
         Raises :class:`InvalidConfig` (echoing the state) for another class's state or a
         malformed one.
         """
-        if not isinstance(state, Mapping) or state.get("detector") != cls.__name__:
-            raise InvalidConfig(f"not a {cls.__name__} state: {_short(state)}")
+        _check_kind(cls, state)
         try:
             detector = cls(**state["params"])
-            detector._load(state["data"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidConfig(f"bad {cls.__name__} state ({exc}): {_short(state)}") from None
+        return detector.load_state(state)
+
+    def load_state(self, state: Mapping[str, Any]) -> Self:
+        """Continue, in place, from ``state``, saved by a detector with the same class and
+        arguments (:class:`InvalidConfig` otherwise, and the detector is left reset)."""
+        name = type(self).__name__
+        _check_kind(type(self), state)
+        if state.get("params") != self.params():
+            raise InvalidConfig(
+                f"{name} state saved with {_short(state.get('params'))}, this one has "
+                f"{_short(self.params())}"
+            )
+        self.reset()
+        try:
+            self._load(state["data"])
             drift, warning = state["drift"], state["warning"]
+            if not isinstance(drift, bool) or not isinstance(warning, bool):
+                raise ValueError(f"flags must be booleans, got {drift!r}, {warning!r}")
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            self.reset()
             data = state.get("data")
-            raise InvalidConfig(f"bad {cls.__name__} state ({exc}); data {_short(data)}") from None
-        if not isinstance(drift, bool) or not isinstance(warning, bool):
-            raise InvalidConfig(f"bad {cls.__name__} state flags: {drift!r}, {warning!r}")
-        detector._drift_detected, detector._warning_detected = drift, warning
-        return detector
+            raise InvalidConfig(f"bad {name} state ({exc}); data {_short(data)}") from None
+        self._drift_detected, self._warning_detected = drift, warning
+        return self
 
     def snapshot(self) -> dict[str, float | bool]:
         """``{"statistic", "drift", "warning"}`` for metrics and retrain requests."""
@@ -110,6 +127,11 @@ class DriftDetector(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(statistic={self.statistic:.4g})"
+
+
+def _check_kind(cls: type, state: Any) -> None:
+    if not isinstance(state, Mapping) or state.get("detector") != cls.__name__:
+        raise InvalidConfig(f"not a {cls.__name__} state: {_short(state)}")
 
 
 def _short(value: Any) -> str:

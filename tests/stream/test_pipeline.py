@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_drift_in_a_small_window_waits_until_it_holds_enough_samples() -> None:
 
 
 def test_drift_on_the_sample_that_fills_the_window_rides_on_the_full_request() -> None:
-    policy = WindowPolicy(max_samples=8, min_samples_on_drift=1)
+    policy = WindowPolicy(max_samples=8, min_samples_on_drift=2)
     detectors = Detectors(labels=[tiny_label_detector()])
     state, results = run(drift_events(4, 4), policy, detectors=detectors)
     assert [r.trigger for r in results[8].requests] == ["full"]
@@ -192,7 +193,7 @@ def test_mix_detector_is_fed_only_when_the_category_is_known() -> None:
     detectors = Detectors(mix=[mix])
     history = HistoryTracker(length=1)
     state = PipelineState()
-    policy = WindowPolicy(max_samples=100)
+    policy = WindowPolicy(max_samples=100, min_samples_on_drift=2)
     for k, category in enumerate([None, "Drama", None, "Drama", "Horror"]):
         state, result = process_interaction(
             state,
@@ -247,3 +248,133 @@ def test_detector_names_must_be_unique_and_known() -> None:
         Detectors(labels=[LabelRateShift()], other=[LabelRateShift()])
     with pytest.raises(InvalidConfig, match="'adwin'"):
         Detectors(labels=[LabelRateShift()]).by_name("adwin")
+
+
+def test_default_policy_keeps_a_drift_in_a_small_window_pending() -> None:
+    """The issue's case: a drift soon after a window opened must not close a tiny window."""
+    policy = WindowPolicy(max_samples=40)  # drift closes from 10 samples on (a quarter)
+    detectors = Detectors(labels=[tiny_label_detector()])
+    events = [*drift_events(4, 4), *(("u", f"x{k}", 20 + k, 0) for k in range(5))]
+    _, results = run(events, policy, detectors=detectors)
+    assert results[8].drift["label_shift"]["drift"] is True
+    assert results[8].requests == ()
+    closes = [(i, r.trigger, r.sample_count) for i, res in enumerate(results) for r in res.requests]
+    assert closes == [(10, "drift", 10)]
+    assert "label_shift" in results[10].requests[0].drift
+
+
+def drifting_stream(n: int, seed: int = 0) -> list[tuple[Interaction, str]]:
+    """Users with runs of likes/dislikes and a genre mix that moves every few hundred events."""
+    rng = random.Random(seed)
+    genres = ["Drama", "Comedy", "Action", "Horror"]
+    out = []
+    for k in range(n):
+        phase = (k // 300) % 2
+        label = int(rng.random() < (0.75 if phase else 0.3))
+        weights = [4, 3, 1, 1] if phase else [1, 1, 4, 3]
+        genre = rng.choices(genres, weights=weights)[0]
+        out.append((Interaction(f"u{rng.randrange(12)}", f"i{k}", T0 + k, label), genre))
+    return out
+
+
+def small_detectors() -> Detectors:
+    return Detectors(
+        labels=[LabelRateShift(60, 40, 20, 3.0, 2.0)],
+        mix=[MixShift(60, 40, 20, 0.08, 0.05)],
+        other=[PageHinkley(min_instances=5, threshold=3.0)],
+    )
+
+
+def replay_with_restarts(events: list[tuple[Interaction, str]], restart_every: int | None):
+    """Requests of one run; with ``restart_every``, state and detectors go through JSON and
+    fresh objects that often (what the worker does on a crash: history is kept aside)."""
+    policy, history = WindowPolicy(max_samples=80), HistoryTracker(length=1)
+    state, detectors = PipelineState(), small_detectors()
+    requests = []
+    for k, (event, genre) in enumerate(events):
+        if restart_every and k % restart_every == 0:
+            saved = json.loads(json.dumps(state.to_dict(detectors), allow_nan=False))
+            detectors = small_detectors()
+            state = PipelineState.from_dict(saved, detectors)
+        state, result = process_interaction(
+            state,
+            event,
+            policy=policy,
+            history=history,
+            detectors=detectors,
+            item_category=genre,
+            now_s=0,
+        )
+        requests.extend(result.requests)
+        if result.sample is not None:
+            state, result = feed_detector(
+                state, detectors, "page_hinkley", 0.2 + event.label, policy=policy, now_s=0
+            )
+            requests.extend(result.requests)
+    return requests
+
+
+def test_restarts_with_saved_detectors_close_the_same_windows() -> None:
+    events = drifting_stream(2000)
+    clean = replay_with_restarts(events, None)
+    assert len([r for r in clean if r.trigger == "drift"]) >= 5
+    for every in (1, 7, 113):
+        assert replay_with_restarts(events, every) == clean, f"restart every {every}"
+
+
+def test_detectors_that_restart_cold_would_move_the_windows() -> None:
+    """The failure the saved state prevents (so the test above can fail)."""
+    events = drifting_stream(2000)
+    policy, history = WindowPolicy(max_samples=80), HistoryTracker(length=1)
+    state, detectors, requests = PipelineState(), small_detectors(), []
+    for k, (event, genre) in enumerate(events):
+        if k % 113 == 0:
+            state, detectors = PipelineState.from_dict(state.to_dict()), small_detectors()
+        state, result = process_interaction(
+            state,
+            event,
+            policy=policy,
+            history=history,
+            detectors=detectors,
+            item_category=genre,
+            now_s=0,
+        )
+        requests.extend(result.requests)
+    clean = [r for r in replay_with_restarts(events, None) if not set(r.drift) & {"page_hinkley"}]
+    assert [(r.window_id, r.sample_count) for r in requests] != [
+        (r.window_id, r.sample_count) for r in clean
+    ]
+
+
+def test_detectors_saved_with_other_settings_start_empty() -> None:
+    detectors = small_detectors()
+    for event, genre in drifting_stream(200):
+        detectors.labels[0].update(event.label)
+        detectors.mix[0].update(genre)
+    saved = json.loads(json.dumps(PipelineState().to_dict(detectors)))
+    changed = Detectors(
+        labels=[LabelRateShift(60, 40, 20, 3.5, 2.0)], mix=[MixShift(60, 40, 20, 0.08, 0.05)]
+    )
+    PipelineState.from_dict(saved, changed)
+    assert changed.mix[0].to_state() == detectors.mix[0].to_state()
+    assert changed.labels[0].to_state() == LabelRateShift(60, 40, 20, 3.5, 2.0).to_state()
+    assert changed.load_state({}) == ["label_shift", "mix_shift"]
+
+
+def test_a_save_without_detector_states_resets_them() -> None:
+    detectors = small_detectors()
+    detectors.labels[0].update(1)
+    old_save = {"window": WindowState(window_id=4).to_dict(), "pending_drift": {}}
+    state = PipelineState.from_dict(old_save, detectors)
+    assert state.window.window_id == 4
+    assert detectors.labels[0].to_state() == LabelRateShift(60, 40, 20, 3.0, 2.0).to_state()
+
+
+def test_a_malformed_detector_state_is_refused() -> None:
+    saved = PipelineState().to_dict(small_detectors())
+    saved["detectors"]["label_shift"]["data"]["recent"] = "2"
+    with pytest.raises(InvalidConfig, match="LabelRateShift"):
+        PipelineState.from_dict(saved, small_detectors())
+    saved["detectors"]["label_shift"] = [1]
+    with pytest.raises(InvalidConfig, match="label_shift"):
+        PipelineState.from_dict(saved, small_detectors())

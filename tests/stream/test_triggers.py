@@ -72,8 +72,8 @@ def test_bad_requests_are_rejected_naming_the_value(raw: bytes, shown: str) -> N
 @pytest.mark.parametrize(
     ("count", "min_on_drift", "pending", "due"),
     [
-        (0, 1, {"adwin": 1.0}, False),
-        (1, 1, {"adwin": 1.0}, True),
+        (1, 2, {"adwin": 1.0}, False),
+        (2, 2, {"adwin": 1.0}, True),
         (49, 50, {"adwin": 1.0}, False),
         (50, 50, {"adwin": 1.0}, True),
         (99, 50, {}, False),

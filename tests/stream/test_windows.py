@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lsat.stream.errors import InvalidConfig
-from lsat.stream.windows import ClosedWindow, WindowPolicy, WindowState
+from lsat.stream.windows import MIN_TRAIN_SAMPLES, ClosedWindow, WindowPolicy, WindowState
 
 
 def run(policy: WindowPolicy, events: list[tuple[str, int]]) -> tuple[WindowState, list[tuple]]:
@@ -143,6 +143,7 @@ def test_close_rejects_empty_window_and_unknown_reason(
         ({"max_samples": 5, "allowed_lateness_s": -1}, "allowed_lateness_s"),
         ({"max_samples": 5, "min_samples_on_drift": 6}, "min_samples_on_drift"),
         ({"max_samples": 5, "min_samples_on_drift": 0}, "min_samples_on_drift"),
+        ({"max_samples": 5, "min_samples_on_drift": 1}, r"\[2, max_samples=5\], got 1"),
     ],
 )
 def test_policy_rejects_impossible_settings(kwargs: dict[str, int], match: str) -> None:
@@ -170,3 +171,22 @@ def test_state_is_immutable_and_methods_are_pure() -> None:
     again, _ = start.add(10, policy)
     assert start == WindowState()
     assert first == again
+
+
+@pytest.mark.parametrize(
+    ("max_samples", "given", "expected"),
+    [
+        (2000, None, 500),  # a quarter of a full window by default
+        (100, None, 25),
+        (7, None, 2),
+        (6, None, 2),  # never below the trainer's minimum
+        (1, None, 1),  # ... unless a full window is smaller still
+        (1, 1, 1),
+        (100, 2, 2),
+        (100, 100, 100),
+    ],
+)
+def test_drift_close_minimum(max_samples: int, given: int | None, expected: int) -> None:
+    policy = WindowPolicy(max_samples=max_samples, min_samples_on_drift=given)
+    assert policy.drift_close_min == expected
+    assert policy.drift_close_min >= min(MIN_TRAIN_SAMPLES, max_samples)
