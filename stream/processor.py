@@ -14,7 +14,8 @@ Restart (crash-safe, chosen over faust changelog tables, which tansu never compa
 history is rebuilt from the stored interactions and the window state from the stored pipeline
 state; closed windows whose retrain request was not confirmed sent are sent again. Re-delivered
 events are recognised by event id (history tracker first, the DB's unique key as the backstop)
-and change nothing. Drift detectors are in memory only: they restart empty after a crash.
+and change nothing. Drift detectors are saved with the window state, in the same transaction,
+and restored with it, so a restart does not move window boundaries.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class StreamProcessor:
     def _restore(self) -> None:
         """Rebuild window state, per-user history and item categories from the store."""
         saved = self.store.load_state(PIPELINE_STATE)
-        self.state = PipelineState.from_dict(saved) if saved else PipelineState()
+        # detectors too: a failed batch may have fed them
+        self.state = PipelineState.from_dict(saved or {"window": {}}, self.detectors)
         recent = self.store.recent_interactions(per_user=REMEMBERED_EVENTS)
         self.history = HistoryTracker.from_state(
             {u: [[i.item_id, i.label, i.key()] for i in its] for u, its in recent.items()},
@@ -174,7 +176,7 @@ class StreamProcessor:
                 tx.add_events(items)
                 for closure in closures:
                     tx.close_window(closure)
-                tx.put_state(PIPELINE_STATE, state.to_dict())
+                tx.put_state(PIPELINE_STATE, state.to_dict(self.detectors))
         except Exception:
             log.exception("store transaction failed; restoring state from the store")
             self._restore()
@@ -268,7 +270,8 @@ class StreamProcessor:
         state, result = close_manually(self.state, now_s=self.clock())
         if not result.closed:
             return []
-        self.store.apply_state({PIPELINE_STATE: state.to_dict()}, _closures(result))
+        saved = {PIPELINE_STATE: state.to_dict(self.detectors)}
+        self.store.apply_state(saved, _closures(result))
         self.state = state
         self._export_closures_only(result)
         return [self._request_message(r) for r in result.requests]
