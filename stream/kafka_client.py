@@ -17,7 +17,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from lsat.core.settings import KafkaSettings
+from lsat.core.settings import KafkaSettings, reveal
 from lsat.stream.errors import StreamError
 
 __all__ = [
@@ -94,7 +94,7 @@ def kafka_python_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     if protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = (settings.sasl_mechanism or "").upper()
         kwargs["sasl_plain_username"] = settings.sasl_username
-        kwargs["sasl_plain_password"] = settings.sasl_password
+        kwargs["sasl_plain_password"] = reveal(settings.sasl_password)
     if protocol.endswith("SSL") and settings.ssl_cafile:
         kwargs["ssl_cafile"] = settings.ssl_cafile
     return kwargs
@@ -114,7 +114,7 @@ def aiokafka_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     if protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = (settings.sasl_mechanism or "").upper()
         kwargs["sasl_plain_username"] = settings.sasl_username
-        kwargs["sasl_plain_password"] = settings.sasl_password
+        kwargs["sasl_plain_password"] = reveal(settings.sasl_password)
     if protocol.endswith("SSL"):
         kwargs["ssl_context"] = _ssl_context(settings)
     return kwargs
@@ -138,7 +138,7 @@ def faust_broker_credentials(settings: KafkaSettings) -> Any:
 
     return SASLCredentials(
         username=settings.sasl_username,
-        password=settings.sasl_password,
+        password=reveal(settings.sasl_password),
         ssl_context=_ssl_context(settings) if protocol == "SASL_SSL" else None,
         mechanism=(settings.sasl_mechanism or "").upper(),
     )

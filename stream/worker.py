@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from lsat.core.settings import Settings
+from lsat.core.settings import Settings, reveal
 from lsat.stream.app import build_app
 from lsat.stream.metrics import MetricsServer, StreamMetrics, lag_messages
 from lsat.stream.processor import StreamProcessor
@@ -35,7 +35,7 @@ def build_worker(
     processor = StreamProcessor(settings, store, metrics)
     app = build_app(settings, processor)
     send_all = app.lsat_send_all
-    token = settings.admin_token
+    token = reveal(settings.admin_token)
 
     @app.page(CLOSE_WINDOW_PATH)
     class CloseWindow(View):

@@ -26,7 +26,7 @@ from lsat.adapters.lifecycle.publication import ServingSet, current_serving_set
 from lsat.adapters.lifecycle.registry import RegistryStore
 from lsat.adapters.serving.api import PromoteRequest, RollbackRequest
 from lsat.adapters.serving.state import ServingError
-from lsat.core.settings import KafkaSettings, Settings
+from lsat.core.settings import KafkaSettings, Settings, reveal
 
 __all__ = [
     "AdminActions",
@@ -90,7 +90,7 @@ def request_manual_retrain(settings: Settings, timeout_s: float = 30.0) -> dict[
     url = f"http://{settings.bind_host}:{settings.stream.worker_web_port}{CLOSE_WINDOW_PATH}"
     request = urllib.request.Request(url, data=b"{}", method="POST")
     if settings.admin_token:
-        request.add_header("Authorization", f"Bearer {settings.admin_token}")
+        request.add_header("Authorization", f"Bearer {reveal(settings.admin_token)}")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return json.loads(response.read())

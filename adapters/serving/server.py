@@ -36,7 +36,7 @@ from lsat.adapters.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from lsat.adapters.serving.service import HistorySource, ScoringService
 from lsat.adapters.serving.state import NothingServing, ServingError, ServingState
 from lsat.adapters.serving.swapper import AdapterRefused, AdapterSwapper, VersionsConsumer
-from lsat.core.settings import Settings
+from lsat.core.settings import Settings, reveal
 
 __all__ = ["Scorer"]
 
@@ -218,7 +218,8 @@ def _handler(scorer: Scorer) -> type[BaseHTTPRequestHandler]:
                 else:
                     handler, is_admin = route
                     if is_admin:
-                        check_bearer(scorer.settings.admin_token, self.headers.get("Authorization"))
+                        token = reveal(scorer.settings.admin_token)
+                        check_bearer(token, self.headers.get("Authorization"))
                     status, payload = 200, handler(body, dict(self.headers))
             except Exception as exc:  # every failure becomes a JSON error answer
                 status = _status_of(exc)

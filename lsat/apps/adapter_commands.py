@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lsat.core.settings import Settings
+from lsat.core.settings import Settings, reveal
 
 if TYPE_CHECKING:  # keep ``lsat --help`` fast: SQLAlchemy/alembic load only when used
     from lsat.adapters.lifecycle.registry import (
@@ -91,7 +91,7 @@ def check_admin_token(settings: Settings, given: str | None, action: str) -> Non
     """
     from lsat.adapters.lifecycle.registry import AdminTokenInvalid
 
-    expected = settings.admin_token
+    expected = reveal(settings.admin_token)
     if not expected:
         return
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -192,7 +192,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    check_admin_token(settings, args.token or settings.client_token, "promote")
+    check_admin_token(settings, args.token or reveal(settings.client_token), "promote")
     alias = args.alias or f"serving-{args.kind}"
     with _open(settings) as registry:
         change = registry.set_alias(
@@ -204,7 +204,7 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    check_admin_token(settings, args.token or settings.client_token, "rollback")
+    check_admin_token(settings, args.token or reveal(settings.client_token), "rollback")
     with _open(settings) as registry:
         restored = registry.rollback(
             args.alias, reason=args.reason, actor=args.actor or _default_actor()

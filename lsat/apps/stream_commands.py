@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
-from lsat.core.settings import Settings
+from lsat.core.settings import Settings, reveal
 
 __all__ = ["register", "resolve_kafka"]
 
@@ -138,7 +138,7 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     url = f"http://{settings.bind_host}:{port}{CLOSE_WINDOW_PATH}"
     request = urllib.request.Request(url, data=b"{}", method="POST")
     if settings.admin_token:
-        request.add_header("Authorization", f"Bearer {settings.admin_token}")
+        request.add_header("Authorization", f"Bearer {reveal(settings.admin_token)}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.loads(response.read())

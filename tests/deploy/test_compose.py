@@ -10,7 +10,7 @@ import pytest
 import yaml
 from deploy_paths import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, PROMETHEUS_CONFIG, REPO_ROOT
 
-from lsat.core.settings import Settings
+from lsat.core.settings import Settings, variable_names
 
 LSAT_SERVICES = ("worker", "trainer", "scorer")
 ALL_SERVICES = ("kafka", "postgres", "prometheus", "grafana", *LSAT_SERVICES)
@@ -180,3 +180,34 @@ def test_scorer_port_is_one_setting_everywhere(compose: dict) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "lsat-scorer")
     assert job["static_configs"][0]["targets"] == [f"scorer:{port}"]
+
+
+def _compose_defaults(value: object) -> str:
+    """A compose value with ``${VAR:-default}`` → default and ``${VAR:?msg}`` → ``set``."""
+    text = str(value)
+    text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+    return re.sub(r"\$\{\w+:\?[^}]*\}", "set", text)
+
+
+def test_every_variable_compose_sets_is_in_the_settings_schema(compose: dict) -> None:
+    known = set(variable_names())
+    checked = 0
+    for name, service in compose["services"].items():
+        env = {k: v for k, v in service.get("environment", {}).items() if k.startswith("LSAT_")}
+        unknown = set(env) - known
+        assert not unknown, f"{name} sets {sorted(unknown)}, not in lsat/core/settings.py"
+        if env:  # and the values it sets (defaults filled in) parse
+            Settings.from_env({k: _compose_defaults(v) for k, v in env.items()})
+            checked += 1
+    assert checked == len(LSAT_SERVICES) + 1  # + the kafka-topics job
+
+
+def test_env_example_lsat_variables_are_settings_or_build_args(compose: dict) -> None:
+    build_args = set(re.findall(r"\$\{(LSAT_\w+)", str(compose["x-lsat-build"]["args"])))
+    names = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line.startswith("LSAT_")
+    }
+    assert names - build_args <= set(variable_names()), names - build_args - set(variable_names())
+    assert build_args.isdisjoint(variable_names())

@@ -40,7 +40,7 @@ from lsat.apps.orchestrator.live_table import (
 )
 from lsat.apps.orchestrator.retrain_skip import skip_retrain_requests
 from lsat.apps.orchestrator.supervisor import ChildSpec, Supervisor
-from lsat.core.settings import Settings
+from lsat.core.settings import Settings, to_env
 
 log = logging.getLogger(__name__)
 
@@ -89,36 +89,15 @@ class Ports:
 
 
 def child_env(settings: Settings, database_url: str) -> dict[str, str]:
-    """The ``LSAT_*`` variables that give a child process the same settings.
+    """The ``LSAT_*`` variables that give a child process the same settings (all of them,
+    rendered by the settings schema), with ``home`` made absolute and this run's database.
 
     >>> env = child_env(Settings(home=Path("/h")), "sqlite:////h/x.sqlite")
     >>> env["LSAT_HOME"], env["LSAT_DATABASE_URL"], env["LSAT_TRAINER_LAYERS"]
     ('/h', 'sqlite:////h/x.sqlite', '4')
     """
-    s, t = settings, settings.trainer
-    env = {
-        "LSAT_HOME": str(Path(s.home).absolute()),
-        "LSAT_DATABASE_URL": database_url,
-        "LSAT_BASE_MODEL": s.base_model,
-        "LSAT_BIND_HOST": s.bind_host,
-        "LSAT_WINDOW_MAX_SAMPLES": str(s.stream.window_max_samples),
-        "LSAT_LIKE_THRESHOLD": str(s.stream.like_threshold),
-        "LSAT_DRIFT_DETECTION": "1" if s.stream.drift_detection else "0",
-        "LSAT_KAFKA_SESSION_TIMEOUT_S": str(s.stream.session_timeout_s),
-        "LSAT_KAFKA_HEARTBEAT_INTERVAL_S": str(s.stream.heartbeat_interval_s),
-        "LSAT_TRAINER_EPOCHS": str(t.epochs),
-        "LSAT_TRAINER_LAYERS": "all" if t.layers is None else str(t.layers),
-        "LSAT_TRAINER_MAX_SAMPLES": str(t.max_samples_per_window),
-        "LSAT_TRAINER_BF16": "1" if t.bf16 else "0",
-        "LSAT_TRAINER_LONG_WINDOWS": str(t.long_bootstrap_windows),
-        "LSAT_TRAINER_MARGIN": str(t.margin),
-        "LSAT_TRAINER_GROUP": t.group_id,
-    }
-    if s.kafka.bootstrap_servers:
-        env["LSAT_KAFKA_BOOTSTRAP"] = s.kafka.bootstrap_servers
-    if s.stream.window_max_span_s:
-        env["LSAT_WINDOW_MAX_SPAN_S"] = str(s.stream.window_max_span_s)
-    return env
+    home = Path(settings.home).absolute()
+    return to_env(settings.with_overrides(home=home, database_url=database_url))
 
 
 def events_needed(events: Iterable[tuple[str, int]], samples: int, history_length: int) -> int:
@@ -150,9 +129,19 @@ class UpRun:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         self.run_dir = Path(settings.home).absolute() / "runs" / stamp
         self.database_url = settings.database_url or f"sqlite:///{self.run_dir / 'lsat.sqlite'}"
-        stream = dataclasses.replace(settings.stream, window_max_samples=options.window_size)
-        self.settings = dataclasses.replace(settings, stream=stream)
-        self.ports = Ports.choose(settings, options)
+        self.ports = p = Ports.choose(settings, options)
+        stream = dataclasses.replace(
+            settings.stream,
+            window_max_samples=options.window_size,
+            worker_web_port=p.worker_web,
+            metrics_port=p.worker_metrics,
+        )
+        self.settings = dataclasses.replace(
+            settings,
+            stream=stream,  # the children's settings name the ports this run chose
+            trainer=dataclasses.replace(settings.trainer, metrics_port=p.trainer_metrics),
+            scorer=dataclasses.replace(settings.scorer, port=p.scorer),
+        )
         self.supervisor = Supervisor(self.run_dir / "logs")
         self.stop_requested = threading.Event()
         self.urls: dict[str, str] = {}
