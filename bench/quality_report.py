@@ -28,6 +28,7 @@ __all__ = [
     "Row",
     "Split",
     "baseline_rows",
+    "cut_sensitivity",
     "hybrid_rows",
     "make_split",
     "plot_rows",
@@ -242,3 +243,22 @@ def plot_rows(split: Split, rows: Sequence[Row], path: Path, title: str) -> None
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def cut_sensitivity(
+    samples: Sequence[Sample], n_train: int, n_val: int, n_test: int, cuts: Sequence[int]
+) -> list[str]:
+    """Markdown lines: the non-LLM rows' test AUC at other cuts (how much one split says)."""
+    lines: list[str] = []
+    for cut in cuts:
+        if cut < n_train or cut + n_val + n_test > len(samples):
+            continue
+        split = make_split(samples, n_train, n_val, n_test, cut)
+        rows, _ = baseline_rows(split)
+        if not lines:
+            names = " | ".join(r.name for r in rows)
+            lines = [f"| cut | test users | {names} |", "|---" * (len(rows) + 2) + "|"]
+        users = len({s.user_id for s in split.test})
+        cells = " | ".join(f"{row_aucs(split, r)['all'][0]:.3f}" for r in rows)
+        lines.append(f"| {cut} | {users} | {cells} |")
+    return lines
