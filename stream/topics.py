@@ -1,8 +1,11 @@
 """The project's Kafka topics and creating them on any broker (tansu or real Kafka).
 
 >>> from lsat.core.settings import TopicNames
->>> [spec.name for spec in topic_specs(TopicNames(), partitions=3)]
-['interactions', 'items', 'interactions.dlq', 'adapter.retrain', 'adapter.versions']
+>>> names = [spec.name for spec in topic_specs(TopicNames(), partitions=3)]
+>>> names[:3]
+['interactions', 'items', 'interactions.dlq']
+>>> names[3:]
+['adapter.retrain', 'adapter.versions', 'adapter.retrain.dlq']
 >>> topic_specs(TopicNames(), partitions=3)[1].compacted
 True
 """
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from lsat.core.settings import KafkaSettings, TopicNames
 from lsat.stream.kafka_client import kafka_python_kwargs
 
-__all__ = ["TopicSpec", "ensure_topics", "topic_specs"]
+__all__ = ["TopicSpec", "ensure_topics", "retrain_dlq_topic", "topic_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,18 @@ class TopicSpec:
     compacted: bool = False
 
 
+def retrain_dlq_topic(topics: TopicNames) -> str:
+    """The trainer's dead-letter topic, named after the retrain topic (``adapter.retrain.dlq``).
+
+    >>> retrain_dlq_topic(TopicNames())
+    'adapter.retrain.dlq'
+    """
+    return f"{topics.retrain}.dlq"
+
+
 def topic_specs(topics: TopicNames, partitions: int = 1) -> list[TopicSpec]:
-    """The five topics: interactions (key user id) and items (key item id, compacted) get
-    ``partitions``; the DLQ and the adapter control topics have one partition (total order)."""
+    """The six topics: interactions (key user id) and items (key item id, compacted) get
+    ``partitions``; the DLQs and the adapter control topics have one partition (total order)."""
     if partitions < 1:
         raise ValueError(f"partitions must be >= 1, got {partitions!r}")
     return [
@@ -41,6 +53,7 @@ def topic_specs(topics: TopicNames, partitions: int = 1) -> list[TopicSpec]:
         TopicSpec(topics.dlq, 1),
         TopicSpec(topics.retrain, 1),
         TopicSpec(topics.versions, 1),
+        TopicSpec(retrain_dlq_topic(topics), 1),
     ]
 
 

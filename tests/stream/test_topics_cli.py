@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient
 from lsat.apps.cli import build_parser
 from lsat.core.settings import KafkaSettings, Settings, TopicNames
 from lsat.stream.kafka_client import kafka_python_kwargs
+from lsat.stream.topics import topic_specs
 
 pytestmark = pytest.mark.kafka
 
@@ -34,7 +35,7 @@ def test_topics_command_creates_then_keeps(
     settings = Settings(home=tmp_path, kafka=kafka)
     assert _run(["topics", "--timeout", "30"], settings) == 0
     first = capsys.readouterr().out.splitlines()
-    wanted = {getattr(kafka.topics, f.name) for f in dataclasses.fields(TopicNames)}
+    wanted = {spec.name for spec in topic_specs(kafka.topics)}
     assert sorted(first) == sorted(f"{name}: created" for name in wanted)
     admin = KafkaAdminClient(**kafka_python_kwargs(kafka))
     try:
