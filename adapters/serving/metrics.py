@@ -58,6 +58,33 @@ class ServingMetrics:
         self.alpha = Gauge(
             "lsat_ensemble_alpha", "Weight of the long adapter in the served ensemble.", registry=r
         )
+        self.rejected = Counter(
+            "lsat_scoring_rejected",
+            "Scoring requests refused with 503 before reaching the model, by reason "
+            "(queue_full, queue_timeout, service_overloaded).",
+            ["reason"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "lsat_scoring_in_flight",
+            "Scoring requests admitted and not yet answered (running or queued).",
+            registry=r,
+        )
+        self.deferred_frees = Counter(
+            "lsat_hot_swap_deferred_frees",
+            "Retired adapters kept after a swap because a request was still using them.",
+            registry=r,
+        )
+        self.pending_frees = Gauge(
+            "lsat_hot_swap_pending_frees",
+            "Retired adapters waiting for their last request before they are freed.",
+            registry=r,
+        )
+        self.consumer_up = Gauge(
+            "lsat_versions_consumer_up",
+            "1 while the adapter.versions consumer thread runs (0: stopped or dead).",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The exposition text."""

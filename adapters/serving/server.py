@@ -1,48 +1,41 @@
-"""The scorer's HTTP server (stdlib ``ThreadingHTTPServer``) and its assembly.
+"""The scorer process's assembly: state, swapper, versions consumer, and the HTTP server
+(:mod:`~lsat.adapters.serving.app` on uvicorn, in a background thread).
 
-Routes: ``POST /score``, ``POST /recommend``, ``GET /adapters``, ``GET /healthz``,
-``GET /metrics``; admin (bearer token): ``POST /admin/promote``, ``/admin/rollback``,
-``/admin/retrain``. Errors answer JSON ``{"error": ...}``: 400 bad request, 401/403 token,
-404 unknown route or registry key, 409 registry conflict, 503 nothing serving yet.
+:class:`Scorer` binds its socket in :meth:`Scorer.start` (so ``port=0`` works and :attr:`url`
+is known at once) on ``bind_host`` (127.0.0.1 unless configured), serves until
+:meth:`Scorer.stop`, which lets running requests finish for up to
+``limits.shutdown_timeout_s``. Limits and timeouts live in :class:`ServerLimits`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import uvicorn
+
 from lsat.adapters.lifecycle.publication import current_serving_set
-from lsat.adapters.lifecycle.registry import (
-    AdapterVersionNotFound,
-    AliasNotFound,
-    RegistryError,
-    RegistryStore,
-)
+from lsat.adapters.lifecycle.registry import RegistryStore
 from lsat.adapters.model.recommender import LoraRecommender
-from lsat.adapters.serving.admin import AdminActions, AdminDenied, KafkaPublisher, check_bearer
-from lsat.adapters.serving.api import (
-    BadRequest,
-    parse_promote,
-    parse_recommend,
-    parse_rollback,
-    parse_score,
-)
-from lsat.adapters.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
+from lsat.adapters.serving.admin import AdminActions, KafkaPublisher
+from lsat.adapters.serving.admission import Admission
+from lsat.adapters.serving.app import ROUTES, AppParts, build_app
+from lsat.adapters.serving.guard import RequestGuard, ServerLimits
+from lsat.adapters.serving.metrics import ServingMetrics
+from lsat.adapters.serving.protocol import timed_h11_protocol
 from lsat.adapters.serving.service import HistorySource, ScoringService
-from lsat.adapters.serving.state import NothingServing, ServingError, ServingState
+from lsat.adapters.serving.state import ServingError, ServingState
 from lsat.adapters.serving.swapper import AdapterRefused, AdapterSwapper, VersionsConsumer
 from lsat.core.settings import Settings, reveal
 
-__all__ = ["Scorer"]
+__all__ = ["Scorer", "ServerLimits"]
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 20
+START_TIMEOUT_S = 30.0
 
 
 class Scorer:
@@ -56,21 +49,29 @@ class Scorer:
         *,
         history_source: HistorySource | None = None,
         port: int = 8080,
+        host: str | None = None,
         consume: bool = True,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
+        self.limits = limits or ServerLimits()
         self.metrics = ServingMetrics()
         self.state = ServingState()
         self.model_lock = threading.RLock()
         self.swapper = AdapterSwapper(recommender, self.state, self.model_lock, self.metrics)
         self.service = ScoringService(recommender, self.state, self.model_lock, history_source)
+        self.history_source = history_source
+        self.host = host or settings.bind_host
         self.port = port
         self.consume = consume
         self._publisher: KafkaPublisher | None = None
         self.admin = AdminActions(registry, self._publish, settings, actor="scorer-api")
         self.consumer: VersionsConsumer | None = None
-        self.httpd: ThreadingHTTPServer | None = None
+        self.admission: Admission | None = None
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self._address: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
 
     def _publish(self, serving: Any) -> None:
@@ -81,9 +82,7 @@ class Scorer:
     @property
     def url(self) -> str:
         """Base URL the server answers on."""
-        host, port = (
-            self.httpd.server_address[:2] if self.httpd else (self.settings.bind_host, self.port)
-        )
+        host, port = self._address or (self.host, self.port)
         return f"http://{host}:{port}"
 
     def load_from_registry(self) -> bool:
@@ -103,21 +102,71 @@ class Scorer:
         """Position the consumer, load the registry's set, then open the HTTP server."""
         if self.consume:
             self.consumer = VersionsConsumer(self.settings.kafka, self.swapper.apply).start()
+            self.metrics.consumer_up.set_function(lambda: float(self._consumer_alive()))
         self.load_from_registry()
-        self.httpd = ThreadingHTTPServer((self.settings.bind_host, self.port), _handler(self))
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="scorer-http", daemon=True
+        limits = self.limits
+        self.admission = Admission(
+            limits.max_concurrency,
+            limits.max_queue,
+            limits.request_timeout_s,
+            retry_after_s=limits.retry_after_s,
+            on_change=self.metrics.in_flight.set,
         )
+        parts = AppParts(
+            service=self.service,
+            state=self.state,
+            admin=self.admin,
+            admission=self.admission,
+            metrics=self.metrics,
+            limits=limits,
+            registry=self.registry,
+            history_source=self.history_source,
+            admin_token=lambda: reveal(self.settings.admin_token),
+            consumer=lambda: self.consumer,
+        )
+        app = RequestGuard(build_app(parts), limits, self.metrics, ROUTES)
+        config = uvicorn.Config(
+            app,
+            http=timed_h11_protocol(limits.request_timeout_s),
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=max(1, round(limits.shutdown_timeout_s)),
+        )
+        self._server = uvicorn.Server(config)
+        self._socket = _listen(self.host, self.port)
+        self._address = self._socket.getsockname()[:2]
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="scorer-http"
+        )
+        self._thread.daemon = True
         self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ServingError(f"scorer HTTP server did not start on {self.url}")
+            time.sleep(0.01)
         log.info("scorer listening on %s", self.url)
         return self
 
+    def _consumer_alive(self) -> bool:
+        return self.consumer is not None and self.consumer.alive
+
     def stop(self) -> None:
-        """Stop HTTP, the consumer and the publisher."""
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
+        """Stop HTTP (running requests may finish), the consumer and the publisher."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(self.limits.shutdown_timeout_s + 5.0)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(5.0)
+        if self._socket is not None:
+            self._socket.close()
+        if self.admission is not None:
+            self.admission.close()
         if self.consumer is not None:
             self.consumer.stop()
         if self._publisher is not None:
@@ -130,111 +179,15 @@ class Scorer:
         self.stop()
 
 
-Route = Callable[[bytes, "dict[str, str]"], Any]
-
-
-def _routes(scorer: Scorer) -> dict[tuple[str, str], tuple[Route, bool]]:
-    """(method, path) → (handler(body, headers), is_admin)."""
-    service, admin = scorer.service, scorer.admin
-
-    def score(body: bytes, _h: dict[str, str]) -> Any:
-        req = parse_score(body)
-        return service.score(req.user_id, req.item_ids, req.history)
-
-    def recommend(body: bytes, _h: dict[str, str]) -> Any:
-        req = parse_recommend(body)
-        return service.recommend(req.user_id, req.candidates, req.k, req.history)
-
-    def adapters(_b: bytes, _h: dict[str, str]) -> Any:
-        current = scorer.state.current
-        if current is None:
-            raise NothingServing("no adapters are being served yet")
-        return current.describe()
-
-    def healthz(_b: bytes, _h: dict[str, str]) -> Any:
-        current = scorer.state.current
-        return {"status": "ok", "serving": current is not None}
-
-    return {
-        ("POST", "/score"): (score, False),
-        ("POST", "/recommend"): (recommend, False),
-        ("GET", "/adapters"): (adapters, False),
-        ("GET", "/healthz"): (healthz, False),
-        ("POST", "/admin/promote"): (lambda b, _h: admin.promote(parse_promote(b)), True),
-        ("POST", "/admin/rollback"): (lambda b, _h: admin.rollback(parse_rollback(b)), True),
-        ("POST", "/admin/retrain"): (lambda _b, _h: admin.retrain(), True),
-    }
-
-
-def _status_of(exc: Exception) -> int:
-    if isinstance(exc, AdminDenied):
-        return exc.status
-    if isinstance(exc, BadRequest):
-        return 400
-    if isinstance(exc, AdapterVersionNotFound | AliasNotFound):
-        return 404
-    if isinstance(exc, RegistryError):
-        return 409
-    if isinstance(exc, NothingServing):
-        return 503
-    if isinstance(exc, ServingError):
-        return 502
-    return 500
-
-
-def _handler(scorer: Scorer) -> type[BaseHTTPRequestHandler]:
-    routes = _routes(scorer)
-    metrics = scorer.metrics
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _dispatch(self, method: str) -> None:
-            path = self.path.split("?", 1)[0]
-            if method == "GET" and path == "/metrics":
-                self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
-                return
-            started = time.perf_counter()
-            route = routes.get((method, path))
-            endpoint = path if route else "other"
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
-                    raise BadRequest(f"body of {length} bytes exceeds {MAX_BODY_BYTES}")
-                body = self.rfile.read(length) if length else b""
-                if route is None:
-                    known = sorted({p for _, p in routes})
-                    status, payload = 404, {"error": f"no route {method} {path}; have {known}"}
-                else:
-                    handler, is_admin = route
-                    if is_admin:
-                        token = reveal(scorer.settings.admin_token)
-                        check_bearer(token, self.headers.get("Authorization"))
-                    status, payload = 200, handler(body, dict(self.headers))
-            except Exception as exc:  # every failure becomes a JSON error answer
-                status = _status_of(exc)
-                if status == 500:
-                    log.exception("%s %s failed", method, path)
-                payload = {"error": str(exc)}
-            self._send(status, json.dumps(payload).encode())
-            metrics.requests.labels(endpoint=endpoint, status=str(status)).inc()
-            if path in ("/score", "/recommend") and status == 200:
-                metrics.latency.labels(endpoint=path).observe(time.perf_counter() - started)
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-    return Handler
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``port=0``: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServingError(f"cannot listen on {host}:{port}: {exc}") from None
+    sock.listen(128)
+    return sock

@@ -2,8 +2,9 @@
 
 A request takes the current :class:`LoadedSet` once (:meth:`ServingState.acquire`) and scores
 every number of its response with it, so a response never mixes versions. A swap replaces the
-reference under a lock; the old set's adapters are deleted only once every request that took it
-has finished (:meth:`ServingState.wait_idle`).
+reference under a lock and *retires* the adapter names the new set no longer uses: a retired
+name is freed only once neither the current set nor any set a request still holds uses it
+(:meth:`ServingState.retire`), so an adapter is never deleted under a running request.
 
 >>> state = ServingState()
 >>> state.current is None
@@ -17,20 +18,33 @@ True
 (2, 1)
 >>> state.in_flight(s)
 0
+>>> freed = []
+>>> with state.acquire():
+...     _ = state.swap(LoadedSet({"long": "long-v1-0"}, {"long": 1}, 0.6))
+...     state.retire(["short-v2-1"], freed.extend), freed, state.pending_free()
+(1, [], ('short-v2-1',))
+>>> freed, state.pending_free()
+(['short-v2-1'], ())
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from lsat.adapters.model.errors import AdapterError
 
-__all__ = ["LoadedSet", "NothingServing", "ServingError", "ServingState"]
+__all__ = ["LoadedSet", "NothingServing", "Overloaded", "ServingError", "ServingState"]
+
+log = logging.getLogger(__name__)
+
+FreeNames = Callable[[list[str]], object]
+"""Deletes adapters by name (called with the names once nothing uses them)."""
 
 
 class ServingError(AdapterError):
@@ -39,6 +53,21 @@ class ServingError(AdapterError):
 
 class NothingServing(ServingError):
     """No serving set is loaded yet (the registry had none and nothing was published)."""
+
+
+class Overloaded(ServingError):
+    """The scorer is at its concurrency or queue limit; the API answers 503 + ``Retry-After``.
+
+    ``retry_after_s`` is the client's suggested wait (whole seconds on the wire); ``reason``
+    labels the refusal in metrics (``queue_full``, ``queue_timeout``, ``service_overloaded``).
+    """
+
+    def __init__(
+        self, message: str, retry_after_s: float = 1.0, reason: str = "service_overloaded"
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,12 +119,14 @@ class LoadedSet:
 
 
 class ServingState:
-    """Holds the current :class:`LoadedSet` and counts the requests using each set."""
+    """Holds the current :class:`LoadedSet`, counts the requests using each set, and frees
+    retired adapter names once nothing uses them."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._current: LoadedSet | None = None
-        self._users: dict[int, int] = {}
+        self._users: dict[int, tuple[LoadedSet, int]] = {}
+        self._retired: list[tuple[str, FreeNames]] = []
 
     @property
     def current(self) -> LoadedSet | None:
@@ -109,17 +140,20 @@ class ServingState:
             held = self._current
             if held is None:
                 raise NothingServing("no adapters are being served yet")
-            self._users[id(held)] = self._users.get(id(held), 0) + 1
+            _, count = self._users.get(id(held), (held, 0))
+            self._users[id(held)] = (held, count + 1)
         try:
             yield held
         finally:
             with self._lock:
-                left = self._users[id(held)] - 1
-                if left:
-                    self._users[id(held)] = left
+                _, count = self._users[id(held)]
+                if count > 1:
+                    self._users[id(held)] = (held, count - 1)
                 else:
                     del self._users[id(held)]
+                due = self._collect()
                 self._lock.notify_all()
+            _free(due)
 
     def swap(self, new: LoadedSet) -> LoadedSet | None:
         """Make ``new`` current and return the set it replaced."""
@@ -127,12 +161,52 @@ class ServingState:
             old, self._current = self._current, new
             return old
 
+    def retire(self, names: Iterable[str], free: FreeNames) -> int:
+        """Free ``names`` with ``free`` as soon as no set in use (current or held) has them.
+
+        Returns how many of them are still in use and were deferred (0: all freed now). The
+        deferred ones are freed by the thread whose request ends last.
+        """
+        with self._lock:
+            self._retired.extend((name, free) for name in names)
+            due = self._collect()
+            deferred = len(self._retired)
+        _free(due)
+        return deferred
+
+    def pending_free(self) -> tuple[str, ...]:
+        """Retired adapter names still waiting for their last request."""
+        with self._lock:
+            return tuple(name for name, _ in self._retired)
+
+    def _collect(self) -> list[tuple[str, FreeNames]]:
+        """Take the retired names nothing uses any more (call with the lock held)."""
+        sets = [loaded for loaded, _ in self._users.values()]
+        if self._current is not None:
+            sets.append(self._current)
+        used = {name for loaded in sets for name in loaded.names.values()}
+        due = [entry for entry in self._retired if entry[0] not in used]
+        self._retired = [entry for entry in self._retired if entry[0] in used]
+        return due
+
     def in_flight(self, loaded: LoadedSet) -> int:
         """How many requests are using ``loaded`` now."""
         with self._lock:
-            return self._users.get(id(loaded), 0)
+            return self._users.get(id(loaded), (loaded, 0))[1]
 
     def wait_idle(self, loaded: LoadedSet, timeout_s: float | None = None) -> bool:
         """Block until no request uses ``loaded``; False when ``timeout_s`` ran out first."""
         with self._lock:
             return self._lock.wait_for(lambda: id(loaded) not in self._users, timeout_s)
+
+
+def _free(due: list[tuple[str, FreeNames]]) -> None:
+    """Call each free function once with its names (outside the state lock)."""
+    by_free: dict[int, tuple[FreeNames, list[str]]] = {}
+    for name, free in due:
+        by_free.setdefault(id(free), (free, []))[1].append(name)
+    for free, names in by_free.values():
+        try:
+            free(names)
+        except Exception:  # a failed delete must not fail the request that ended last
+            log.exception("could not free retired adapters %s", names)

@@ -6,11 +6,15 @@ loaded with the same version and sha256 are reused, new ones are read with
 :func:`lsat.adapters.lifecycle.artifacts.load_adapter` (sha256 + finite checks), checked against
 the message's
 sha256, loaded under a fresh name and probed with one prompt (the score must be finite). Only
-then is the set swapped in; the old set's adapters are deleted once its in-flight requests end.
-Anything refused is logged and counted, and the old set keeps serving.
+then is the set swapped in; the adapters it no longer uses are retired: freed at once when idle,
+else by the last request still using them (never under a running request; counted in
+``lsat_hot_swap_deferred_frees_total``). Anything refused is logged and counted, and the old set
+keeps serving.
 
 :class:`VersionsConsumer` reads ``adapter.versions`` in a thread with manual partition
-assignment (no consumer group: every scorer sees every message).
+assignment (no consumer group: every scorer sees every message). One bad message never stops it;
+if the thread dies anyway (the client fails), :attr:`VersionsConsumer.alive` turns False and the
+scorer's ``/healthz`` and ``/readyz`` fail, so a supervisor restarts it.
 """
 
 from __future__ import annotations
@@ -53,14 +57,11 @@ class AdapterSwapper:
         state: ServingState,
         model_lock: threading.RLock,
         metrics: ServingMetrics,
-        *,
-        drain_timeout_s: float = 60.0,
     ) -> None:
         self.recommender = recommender
         self.state = state
         self.model_lock = model_lock
         self.metrics = metrics
-        self.drain_timeout_s = drain_timeout_s
         self._counter = itertools.count()
         self._apply_lock = threading.Lock()
 
@@ -101,9 +102,11 @@ class AdapterSwapper:
             old = self.state.swap(new)
             self._record(new)
             if old is not None:
-                stale = set(old.names.values()) - set(new.names.values())
-                self.state.wait_idle(old, self.drain_timeout_s)
-                self._drop(sorted(stale))
+                stale = sorted(set(old.names.values()) - set(new.names.values()))
+                deferred = self.state.retire(stale, self._drop)
+                if deferred:
+                    self.metrics.deferred_frees.inc(deferred)
+                    log.info("keeping %d retired adapter(s) until their requests end", deferred)
             log.info("serving %s (alpha %.2f)", dict(new.versions), new.alpha)
             return new
 
@@ -133,6 +136,7 @@ class AdapterSwapper:
             for name in names:
                 if name in self.recommender.adapter_names:
                     self.recommender.delete_adapter(name)
+        self.metrics.pending_frees.set(len(self.state.pending_free()))
 
     def _record(self, new: LoadedSet) -> None:
         for kind in ("long", "short", "merged"):
@@ -172,9 +176,16 @@ class VersionsConsumer:
         self.on_set = on_set
         self.poll_timeout_ms = poll_timeout_ms
         self.bad_messages = 0
+        self.error: str | None = None
+        """Why the thread died (exception class and message), ``None`` while it runs."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._consumer: object | None = None
+
+    @property
+    def alive(self) -> bool:
+        """True while the consumer thread runs (False before start, after stop, or dead)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self, timeout_s: float = 30.0) -> VersionsConsumer:
         """Assign every partition of the topic, seek to its end and start the thread."""
@@ -206,18 +217,26 @@ class VersionsConsumer:
 
     def _run(self) -> None:
         consumer = self._consumer
-        while not self._stop.is_set():
-            batches = consumer.poll(timeout_ms=self.poll_timeout_ms)  # type: ignore[attr-defined]
-            records = sorted(
-                (r for batch in batches.values() for r in batch), key=lambda r: r.timestamp
-            )
-            for record in records:
-                self._handle(record.value)
+        try:
+            while not self._stop.is_set():
+                batches = consumer.poll(timeout_ms=self.poll_timeout_ms)  # type: ignore[attr-defined]
+                records = sorted(
+                    (r for batch in batches.values() for r in batch), key=lambda r: r.timestamp
+                )
+                for record in records:
+                    self._handle(record.value)
+        except BaseException as exc:  # the thread ends: record why, health checks report it
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("adapter.versions consumer died; the scorer no longer follows swaps")
 
-    def _handle(self, raw: bytes) -> None:
+    def _handle(self, raw: bytes | None) -> None:
+        if raw is None:  # a tombstone: nothing to serve, not worth a crash
+            self.bad_messages += 1
+            log.error("ignoring an adapter.versions message with a null value")
+            return
         try:
             serving = ServingSet.from_json(raw)
-        except PublicationError as exc:
+        except (PublicationError, ValueError, TypeError) as exc:
             self.bad_messages += 1
             log.error("ignoring a malformed adapter.versions message: %s", exc)
             return
