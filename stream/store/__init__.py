@@ -1,10 +1,9 @@
 """The stream's sample/window store: SQLAlchemy models behind the ``SampleStore`` repository.
 
-SQLite file by default (WAL, busy timeout), PostgreSQL by URL (psycopg 3). Writes are
+SQLite file by default, PostgreSQL by URL (engine settings: :mod:`lsat.core.db`). Writes are
 idempotent by event id, so at-least-once delivery never double-counts.
 """
 
-from lsat.stream.store.engine import make_engine, normalize_url
 from lsat.stream.store.records import (
     DeadLetterRecord,
     IngestItem,
@@ -24,6 +23,4 @@ __all__ = [
     "StoreTransaction",
     "StoredWindow",
     "WindowClosure",
-    "make_engine",
-    "normalize_url",
 ]

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
+from lsat.core.db import READ_ONLY_OPTION, create_db_engine
 from lsat.data.types import Interaction, Item, Sample
-from lsat.stream.store.engine import make_engine
 from lsat.stream.store.models import (
     Base,
     CatalogueItemRow,
@@ -70,8 +70,10 @@ class SampleStore:
     """Samples, windows and dead letters in SQLite or PostgreSQL (by SQLAlchemy URL)."""
 
     def __init__(self, url: str, echo: bool = False, create: bool = True) -> None:
-        self.engine: Engine = make_engine(url, echo=echo)
+        self.engine: Engine = create_db_engine(url, echo=echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._reads = sessionmaker(reader, expire_on_commit=False)  # no write lock (SQLite)
         self._dialect = self.engine.dialect.name
         if create:
             self.create_schema()
@@ -194,25 +196,25 @@ class SampleStore:
 
     def load_state(self, name: str) -> dict[str, Any] | None:
         """A named JSON state, or ``None``."""
-        with self._sessions() as session:
+        with self._reads() as session:
             row = session.get(StreamStateRow, name)
             return dict(row.data) if row else None
 
     def catalogue(self) -> dict[str, Item]:
         """Every catalogue item by id."""
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.scalars(select(CatalogueItemRow))
             return {r.item_id: Item(r.item_id, r.title, dict(r.extra or {})) for r in rows}
 
     def window(self, window_id: int) -> StoredWindow | None:
         """One window, or ``None``."""
-        with self._sessions() as session:
+        with self._reads() as session:
             row = session.get(WindowRow, window_id)
             return _window(row) if row else None
 
     def open_windows(self) -> list[StoredWindow]:
         """Windows still open, oldest first."""
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.scalars(
                 select(WindowRow).where(WindowRow.status == "open").order_by(WindowRow.id)
             )
@@ -220,7 +222,7 @@ class SampleStore:
 
     def last_closed_windows(self, limit: int = 1) -> list[StoredWindow]:
         """The ``limit`` most recently closed windows, newest first."""
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.scalars(
                 select(WindowRow)
                 .where(WindowRow.status == "closed")
@@ -231,7 +233,7 @@ class SampleStore:
 
     def unpublished_closed_windows(self) -> list[StoredWindow]:
         """Closed windows whose retrain request was not confirmed published (crash recovery)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.scalars(
                 select(WindowRow)
                 .where(WindowRow.status == "closed", WindowRow.retrain_published_at.is_(None))
@@ -241,7 +243,7 @@ class SampleStore:
 
     def window_samples(self, window_id: int, include_late: bool = True) -> list[Sample]:
         """Samples of one window ordered by event time (then arrival)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             query = select(SampleRow).where(SampleRow.window_id == window_id)
             if not include_late:
                 query = query.where(SampleRow.late.is_(False))
@@ -250,7 +252,7 @@ class SampleStore:
 
     def samples_between(self, start_ts: int, end_ts: int) -> list[Sample]:
         """Samples with ``start_ts <= timestamp < end_ts`` ordered by event time."""
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.scalars(
                 select(SampleRow)
                 .where(SampleRow.timestamp >= start_ts, SampleRow.timestamp < end_ts)
@@ -273,7 +275,8 @@ class SampleStore:
             select(ranked).where(ranked.c.rank <= per_user).order_by(ranked.c.user_id, ranked.c.id)
         )
         history: dict[str, list[Interaction]] = {}
-        with self.engine.connect() as conn:
+        with self._reads() as session:
+            conn = session.connection()
             for row in conn.execute(query).mappings():
                 history.setdefault(row["user_id"], []).append(
                     Interaction(
@@ -292,22 +295,22 @@ class SampleStore:
         query = select(func.count()).select_from(SampleRow)
         if window_id is not None:
             query = query.where(SampleRow.window_id == window_id)
-        with self._sessions() as session:
+        with self._reads() as session:
             return int(session.scalar(query) or 0)
 
     def count_interactions(self) -> int:
         """How many distinct valid interactions are stored."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return int(session.scalar(select(func.count()).select_from(InteractionRow)) or 0)
 
     def sample_event_ids(self) -> list[str]:
         """Every stored sample's event id (duplicates would show up twice; they cannot)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return list(session.scalars(select(SampleRow.event_id).order_by(SampleRow.id)))
 
     def dead_letters(self) -> list[DeadLetterRecord]:
         """The stored DLQ copies, oldest first."""
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.scalars(select(DeadLetterRow).order_by(DeadLetterRow.id))
             return [
                 DeadLetterRecord(

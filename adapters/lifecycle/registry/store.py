@@ -36,11 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lsat.adapters.lifecycle.registry import validation as check
 from lsat.adapters.lifecycle.registry.base import RegistryStore
-from lsat.adapters.lifecycle.registry.engine import (
-    READ_ONLY_OPTION,
-    create_registry_engine,
-    upgrade_to_head,
-)
+from lsat.adapters.lifecycle.registry.engine import upgrade_to_head
 from lsat.adapters.lifecycle.registry.entities import (
     AdapterKey,
     AdapterVersion,
@@ -71,6 +67,7 @@ from lsat.adapters.lifecycle.registry.models import (
     AliasRow,
     utc_now,
 )
+from lsat.core.db import READ_ONLY_OPTION, create_db_engine
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "SqlRegistryStore", "open_registry"]
 
@@ -83,7 +80,7 @@ _BACKOFF_CAP_S = 0.2
 
 def open_registry(url: str, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> SqlRegistryStore:
     """Open the registry at a SQLAlchemy URL, migrating its tables to the newest revision."""
-    engine = create_registry_engine(url)
+    engine = create_db_engine(url)
     try:
         upgrade_to_head(engine)
     except BaseException:

@@ -11,13 +11,13 @@ from sqlalchemy import event, inspect, text
 
 from lsat.adapters.lifecycle.registry import open_registry
 from lsat.adapters.lifecycle.registry.engine import (
-    create_registry_engine,
     current_revision,
     head_revision,
     upgrade_to_head,
 )
 from lsat.adapters.lifecycle.registry.migrations import VERSION_TABLE
 from lsat.adapters.lifecycle.registry.models import RegistryBase
+from lsat.core.db import create_db_engine
 
 REGISTRY_TABLES = {
     "adapter_versions",
@@ -29,7 +29,7 @@ REGISTRY_TABLES = {
 
 
 def test_fresh_database_is_migrated_to_head(db_url: str) -> None:
-    engine = create_registry_engine(db_url)
+    engine = create_db_engine(db_url)
     try:
         assert current_revision(engine) is None
         assert set(inspect(engine).get_table_names()) == set()
@@ -47,7 +47,7 @@ def test_reopening_a_migrated_database_keeps_its_data(db_url: str) -> None:
     with open_registry(db_url) as second:
         assert str(second.resolve("serving-long").key) == "long/v1"  # type: ignore[union-attr]
         assert second.register("long", path="/l2", sha256="2" * 64).version == 2
-    engine = create_registry_engine(db_url)
+    engine = create_db_engine(db_url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
@@ -72,7 +72,7 @@ def test_migrated_schema_matches_the_orm_rows(db_url: str) -> None:
 
 
 def test_another_alembic_history_in_the_same_database_is_left_alone(db_url: str) -> None:
-    engine = create_registry_engine(db_url)
+    engine = create_db_engine(db_url)
     try:
         with engine.begin() as connection:  # what the stream's own migrations would leave
             connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
