@@ -1,33 +1,43 @@
 """The trainer of the adaptation loop: ``adapter.retrain`` in, promoted adapters out.
 
-:class:`Retrainer` runs one job (test-then-train, child-process training, guard, register,
-publish a :class:`lsat.adapters.lifecycle.publication.ServingSet`); :func:`run_trainer` is the
-consumer-group
-loop; :func:`bootstrap_long` trains and promotes the long-term adapter.
+:func:`run_trainer` is the consumer-group loop (bounded retries, dead letters on
+``adapter.retrain.dlq``); :class:`Retrainer` sequences one job over narrow collaborators
+(:func:`build_retrainer` wires them): an :class:`AdapterPool` (base model, verified loading,
+titles), the window evaluation, the loss-drift detector, the candidate judge, the promoter and
+publisher, the resumer and the long-adapter refresher. :func:`bootstrap_long` trains and
+promotes the long-term adapter.
+
+Imports run one way: :mod:`.helpers` (leaf) ← collaborators ← :mod:`.job` ← :mod:`.service`.
 """
 
 from lsat.adapters.trainer.child import TINY_BASE_MODEL, ChildJob, ChildResult, train_in_child
 from lsat.adapters.trainer.errors import TrainerChildFailed, TrainerError
-from lsat.adapters.trainer.job import Retrainer, RetrainOutcome, split_window
-from lsat.adapters.trainer.long import bootstrap_long, long_refresh_due, refresh_long
+from lsat.adapters.trainer.helpers import RetrainOutcome, split_window
+from lsat.adapters.trainer.job import Retrainer, build_retrainer
+from lsat.adapters.trainer.long import LongRefresher, bootstrap_long, long_refresh_due
 from lsat.adapters.trainer.metrics import TrainerMetrics
-from lsat.adapters.trainer.resume import resume_decision, resume_registered
+from lsat.adapters.trainer.pool import AdapterPool, TitleCache
+from lsat.adapters.trainer.resume import resume_decision
+from lsat.adapters.trainer.retry import RetryPolicy
 from lsat.adapters.trainer.service import run_trainer
 
 __all__ = [
     "TINY_BASE_MODEL",
+    "AdapterPool",
     "ChildJob",
     "ChildResult",
+    "LongRefresher",
     "RetrainOutcome",
     "Retrainer",
+    "RetryPolicy",
+    "TitleCache",
     "TrainerChildFailed",
     "TrainerError",
     "TrainerMetrics",
     "bootstrap_long",
+    "build_retrainer",
     "long_refresh_due",
-    "refresh_long",
     "resume_decision",
-    "resume_registered",
     "run_trainer",
     "split_window",
     "train_in_child",

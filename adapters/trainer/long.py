@@ -7,23 +7,19 @@ command (``lsat trainer --bootstrap-long``).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from lsat.adapters.lifecycle.artifacts import load_adapter
 from lsat.adapters.lifecycle.publication import SERVING_ALIASES
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
-from lsat.adapters.trainer.child import ChildJob, train_in_child
-from lsat.adapters.trainer.job import TrainFn, split_window, train_config_of
+from lsat.adapters.trainer.child import train_in_child
+from lsat.adapters.trainer.helpers import ACTOR, TrainFn, child_job, split_window
+from lsat.adapters.trainer.pool import TitleCache
 from lsat.core.settings import Settings
 from lsat.data.types import Sample
 from lsat.stream.store import SampleStore
 
-if TYPE_CHECKING:
-    from lsat.adapters.trainer.job import Retrainer
-
-__all__ = ["bootstrap_long", "long_refresh_due", "refresh_long"]
+__all__ = ["LongRefresher", "bootstrap_long", "long_refresh_due"]
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +69,8 @@ def bootstrap_long(
         raise ValueError(f"need at least 2 samples to train a long adapter, got {len(samples)}")
     train, validation = split_window(samples, settings.trainer.validation_fraction)
     label = "data" if window_ids is None else f"{min(window_ids)}-{max(window_ids)}"
-    job = ChildJob(
-        base_model=settings.base_model,
-        cache_dir=str(settings.cache_dir),
-        kind="long",
-        train=train,
-        validation=validation,
-        titles=titles,
-        target_dir=str(settings.artifact_dir / f"long-{label}-{uuid.uuid4().hex[:8]}"),
-        config=train_config_of(settings),
-        top_layer_count=settings.trainer.layers,
-        metadata={"windows": list(window_ids or [])},
-    )
-    result = train_fn(job)
+    metadata = {"windows": list(window_ids or [])}
+    result = train_fn(child_job(settings, "long", train, validation, titles, label, metadata))
     load_adapter(result.path)  # refuses a corrupt or non-finite folder before registering
     version = registry.register(
         "long",
@@ -100,29 +85,58 @@ def bootstrap_long(
         "long",
         version.version,
         reason=f"{reason}: {len(samples)} samples",
-        actor="lsat-trainer",
+        actor=ACTOR,
     )
     log.info("long adapter %s serving (%d samples)", version.key, len(samples))
     return version
 
 
-def refresh_long(retrainer: Retrainer, window_id: int, *, reason: str) -> AdapterVersion:
-    """Retrain the long adapter on the last ``long_bootstrap_windows`` windows the registry knows
-    (learnt by a short or long version, up to ``window_id``) and promote it; the previous long
-    version stays in the registry."""
-    registry = retrainer.registry
-    known = [*registry.list(kind="short"), *registry.list(kind="long")]
-    seen = {int(w) for v in known for w in v.window_ids}
-    recent = sorted(w for w in seen | {window_id} if w <= window_id)
-    window_ids = recent[-retrainer.settings.trainer.long_bootstrap_windows :]
-    samples = [s for w in window_ids for s in retrainer.store.window_samples(w)]
-    log.info("refreshing the long adapter on windows %s (%s)", window_ids, reason)
-    return bootstrap_long(
-        retrainer.settings,
-        retrainer.registry,
-        samples=samples,
-        window_ids=window_ids,
-        titles=retrainer.titles_for(samples),
-        train_fn=retrainer.train_fn,
-        reason=reason,
-    )
+class LongRefresher:
+    """The long-adapter policy in the loop: retrain it on recent windows when it is due."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryStore,
+        store: SampleStore,
+        titles: TitleCache,
+        train_fn: TrainFn = train_in_child,
+    ) -> None:
+        self.settings, self.registry, self.store = settings, registry, store
+        self.titles, self.train_fn = titles, train_fn
+
+    def windows_since_long(self, long: AdapterVersion) -> int:
+        """How many windows short versions learnt since ``long`` was registered."""
+        since = [v for v in self.registry.list(kind="short") if v.created_at > long.created_at]
+        return len({str(w) for v in since for w in v.window_ids})
+
+    def refresh_if_due(self, window_id: int, drift_detected: bool) -> AdapterVersion | None:
+        """Retrain and promote the long adapter when :func:`long_refresh_due` says so."""
+        long = self.registry.resolve(SERVING_ALIASES["long"])
+        if long is None:
+            return None
+        windows_since = self.windows_since_long(long)
+        if not long_refresh_due(self.settings, windows_since, drift_detected):
+            return None
+        why = "loss drift" if drift_detected else f"{windows_since} windows"
+        return self.refresh(window_id, reason=f"refresh after {why}")
+
+    def refresh(self, window_id: int, *, reason: str) -> AdapterVersion:
+        """Retrain the long adapter on the last ``long_bootstrap_windows`` windows the registry
+        knows (learnt by a short or long version, up to ``window_id``) and promote it; the
+        previous long version stays in the registry."""
+        known = [*self.registry.list(kind="short"), *self.registry.list(kind="long")]
+        seen = {int(w) for v in known for w in v.window_ids}
+        recent = sorted(w for w in seen | {window_id} if w <= window_id)
+        window_ids = recent[-self.settings.trainer.long_bootstrap_windows :]
+        samples = [s for w in window_ids for s in self.store.window_samples(w)]
+        log.info("refreshing the long adapter on windows %s (%s)", window_ids, reason)
+        return bootstrap_long(
+            self.settings,
+            self.registry,
+            samples=samples,
+            window_ids=window_ids,
+            titles=self.titles.titles_for(samples),
+            train_fn=self.train_fn,
+            reason=reason,
+        )

@@ -7,34 +7,37 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
 from lsat.adapters.lifecycle.artifacts import load_adapter, save_adapter
 from lsat.adapters.lifecycle.publication import MERGE_WEIGHT_METRIC
-from lsat.adapters.lifecycle.registry import AdapterVersion
+from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.model.combine import choose_merge_weight
+from lsat.adapters.trainer.pool import AdapterPool
 from lsat.core.evaluation import auc
 from lsat.data.types import Sample
 
-if TYPE_CHECKING:
-    from lsat.adapters.trainer.job import Retrainer
+__all__ = ["MERGE_GRID", "merge_and_register"]
 
-__all__ = ["merge_and_register"]
+MERGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Long shares tried for the merged adapter."""
 
 
 def merge_and_register(
-    retrainer: Retrainer,
+    pool: AdapterPool,
+    registry: RegistryStore,
+    artifact_dir: Path,
     long: AdapterVersion,
     short: AdapterVersion,
     validation: list[Sample],
-    labels: np.ndarray,
     window_id: int,
 ) -> tuple[AdapterVersion, float]:
     """ΔW merge long + short with the weight that maximises validation AUC; register it."""
-    rec = retrainer.recommender
-    long_name, short_name = retrainer.loaded(long), retrainer.loaded(short)
+    rec = pool.recommender
+    long_name, short_name = pool.loaded(long), pool.loaded(short)
+    labels = np.array([s.label for s in validation])
 
     def score(weight: float) -> float:
         rec.merge("merge-probe", [long_name, short_name], [weight, 1 - weight])
@@ -47,9 +50,9 @@ def merge_and_register(
         except ValueError:  # single-class validation: AUC undefined
             return math.nan
 
-    choice = choose_merge_weight(score, grid=(0.0, 0.25, 0.5, 0.75, 1.0))
+    choice = choose_merge_weight(score, grid=MERGE_GRID)
     rec.merge("merge-final", [long_name, short_name], [choice.alpha, 1 - choice.alpha])
-    target = retrainer.settings.artifact_dir / f"merged-w{window_id}-{uuid.uuid4().hex[:8]}"
+    target = artifact_dir / f"merged-w{window_id}-{uuid.uuid4().hex[:8]}"
     path = save_adapter(
         target,
         rec.lora_state("merge-final"),
@@ -61,7 +64,7 @@ def merge_and_register(
     metrics = {MERGE_WEIGHT_METRIC: choice.alpha}
     if math.isfinite(choice.score):
         metrics["val_auc_merged"] = choice.score
-    merged = retrainer.registry.register(
+    merged = registry.register(
         "merged",
         path=path,
         sha256=sha256,

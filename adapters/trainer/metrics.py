@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from lsat.adapters.trainer.dead_letters import DEAD_LETTER_REASONS
+
 __all__ = ["TrainerMetrics"]
 
 
 class TrainerMetrics:
     """``lsat_adapter_*``, ``lsat_window_id``, ``lsat_ensemble_alpha``, ``lsat_retrain_*``, drift.
+
+    ``lsat_retrain_dead_lettered_total{reason}`` starts at 0 for every reason the trainer knows.
 
     >>> m = TrainerMetrics()
     >>> m.retrain_total.labels(trigger="full", outcome="promoted").inc()
@@ -45,10 +49,19 @@ class TrainerMetrics:
         self.retrain_total = Counter(
             "lsat_retrain",
             "Retrain jobs by trigger and outcome (promoted, rejected, skipped, duplicate, ...; "
-            "failed = the job raised and its request will be retried)",
+            "failed = one attempt raised: retried, or dead-lettered after the last attempt)",
             ["trigger", "outcome"],
             registry=r,
         )
+        self.retrain_dead_lettered = Counter(
+            "lsat_retrain_dead_lettered",
+            "Retrain requests sent to adapter.retrain.dlq, by reason (unreadable record, or a job "
+            "that failed every attempt); the trainer moved on to the next request",
+            ["reason"],
+            registry=r,
+        )
+        for reason in DEAD_LETTER_REASONS:  # at 0 from the start, so increase() sees the first
+            self.retrain_dead_lettered.labels(reason=reason)
         self.retrain_duration = Histogram(
             "lsat_retrain_duration_seconds",
             "Wall time of one retrain job",

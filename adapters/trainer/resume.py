@@ -20,20 +20,18 @@ next trainer verifies the folder against the registry (sha256, finite weights) a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from lsat.adapters.lifecycle.artifacts import load_adapter
 from lsat.adapters.lifecycle.publication import SERVING_ALIASES
-from lsat.adapters.lifecycle.registry import AdapterVersion, AliasNotFound
+from lsat.adapters.lifecycle.registry import AdapterVersion, AliasNotFound, RegistryStore
 from lsat.adapters.model.errors import AdapterArtifactError
+from lsat.adapters.trainer.helpers import RetrainOutcome, split_window
+from lsat.adapters.trainer.pool import AdapterPool, load_verified
+from lsat.adapters.trainer.promotion import Promoter
+from lsat.adapters.trainer.publisher import ServingPublisher
 from lsat.data.types import Sample
 from lsat.stream.triggers import RetrainRequest
 
-if TYPE_CHECKING:
-    from lsat.adapters.trainer.job import Retrainer, RetrainOutcome
-
-__all__ = ["resume_decision", "resume_registered"]
+__all__ = ["Resumer", "registered_short", "resume_decision"]
 
 
 def resume_decision(
@@ -56,57 +54,70 @@ def resume_decision(
     return "promote"
 
 
-def _ever_served(retrainer: Retrainer, version: AdapterVersion) -> bool:
+def registered_short(registry: RegistryStore, window_id: int) -> AdapterVersion | None:
+    """The newest short version already registered for this window, if any."""
+    for version in registry.list(kind="short"):
+        if str(window_id) in {str(w) for w in version.window_ids}:
+            return version
+    return None
+
+
+def _ever_served(registry: RegistryStore, version: AdapterVersion) -> bool:
     try:
-        history = retrainer.registry.alias_history(SERVING_ALIASES["short"])
+        history = registry.alias_history(SERVING_ALIASES["short"])
     except AliasNotFound:
         return False
     return any(change.target == version.key for change in history)
 
 
-def resume_registered(
-    retrainer: Retrainer,
-    request: RetrainRequest,
-    version: AdapterVersion,
-    samples: Sequence[Sample],
-) -> RetrainOutcome:
-    """Finish (or skip) the job of a window whose short ``version`` is already registered."""
-    from lsat.adapters.trainer.job import RetrainOutcome, split_window
+class Resumer:
+    """Finishes (or skips) the jobs of windows whose short version is already registered."""
 
-    window_id = request.window_id
-    serving_short = retrainer.registry.resolve(SERVING_ALIASES["short"])
-    decision = resume_decision(
-        version.status,
-        ever_served=_ever_served(retrainer, version),
-        serving_version=None if serving_short is None else serving_short.version,
-        version=version.version,
-    )
-    if decision == "republish":
-        serving = retrainer.publish_current()
-        return RetrainOutcome(
-            window_id, "duplicate", f"{version.key} serves; re-published", version, serving
+    def __init__(
+        self,
+        registry: RegistryStore,
+        pool: AdapterPool,
+        promoter: Promoter,
+        publisher: ServingPublisher,
+        *,
+        validation_fraction: float,
+    ) -> None:
+        self.registry, self.pool = registry, pool
+        self.promoter, self.publisher = promoter, publisher
+        self.validation_fraction = validation_fraction
+
+    def resume(
+        self, request: RetrainRequest, version: AdapterVersion, samples: Sequence[Sample]
+    ) -> RetrainOutcome:
+        """Re-publish, skip, refuse (folder fails its check) or promote ``version``."""
+        window_id = request.window_id
+        serving_short = self.registry.resolve(SERVING_ALIASES["short"])
+        decision = resume_decision(
+            version.status,
+            ever_served=_ever_served(self.registry, version),
+            serving_version=None if serving_short is None else serving_short.version,
+            version=version.version,
         )
-    if decision != "promote":
-        return RetrainOutcome(
-            window_id, "duplicate", f"already registered as {version.key} ({decision})", version
-        )
-    try:
-        loaded = load_adapter(Path(version.path))
-        if loaded.metadata["sha256"] != version.sha256:
-            raise AdapterArtifactError(
-                f"{version.path}: registry sha256 {version.sha256} differs from the folder's "
-                f"{loaded.metadata['sha256']}"
+        if decision == "republish":
+            serving = self.publisher.publish_current()
+            return RetrainOutcome(
+                window_id, "duplicate", f"{version.key} serves; re-published", version, serving
             )
-    except AdapterArtifactError as exc:
-        reason = f"refused on resume: {exc}"
-        rejected = retrainer.registry.reject("short", version.version, reason[:1000])
-        return RetrainOutcome(window_id, "rejected", reason, rejected)
-    retrainer.recommender.titles = retrainer.titles_for(samples)
-    _, validation = split_window(samples, retrainer.settings.trainer.validation_fraction)
-    long = retrainer.registry.resolve(SERVING_ALIASES["long"])
-    reason = (
-        f"window {window_id} ({request.trigger}): resumed {version.key}, registered by a trainer "
-        f"that stopped before promoting it"
-    )
-    serving = retrainer.promote(version, long, list(validation), reason)
-    return RetrainOutcome(window_id, "promoted", reason, version, serving)
+        if decision != "promote":
+            reason = f"already registered as {version.key} ({decision})"
+            return RetrainOutcome(window_id, "duplicate", reason, version)
+        try:
+            load_verified(version)
+        except AdapterArtifactError as exc:
+            reason = f"refused on resume: {exc}"
+            rejected = self.registry.reject("short", version.version, reason[:1000])
+            return RetrainOutcome(window_id, "rejected", reason, rejected)
+        self.pool.use_titles_for(samples)
+        _, validation = split_window(samples, self.validation_fraction)
+        long = self.registry.resolve(SERVING_ALIASES["long"])
+        reason = (
+            f"window {window_id} ({request.trigger}): resumed {version.key}, registered by a "
+            f"trainer that stopped before promoting it"
+        )
+        serving = self.promoter.promote(version, long, list(validation), reason)
+        return RetrainOutcome(window_id, "promoted", reason, version, serving)

@@ -1,11 +1,20 @@
 """The ``adapter.retrain`` consumer: one job at a time, offsets committed only after the job.
 
-Several trainers share one consumer group. A job runs to the end (registered or rejected) before
-its offset is committed, so a trainer killed mid-run leaves the request for the next one (its
-training child exits with it, leaving no adapter folder); a re-delivered request whose version
-is already registered is a no-op, or is promoted if the trainer died before promoting it.
-kafka-python heartbeats from a background thread; ``max_poll_interval`` is set above the
-longest training run.
+Several trainers share one consumer group. Every consumed record ends as exactly one of
+*handled* (a job outcome: promoted, rejected, duplicate, skipped) or *dead-lettered* (sent to
+``adapter.retrain.dlq`` with its reason) before its offset is committed:
+
+- a record that cannot be read (null value, not UTF-8, not JSON, not a valid request) is
+  dead-lettered at once and the next record proceeds;
+- a job that raises (training child died, or any other exception) is retried with exponential
+  backoff (:class:`.retry.RetryPolicy`); after the last attempt the request is dead-lettered
+  and the trainer moves on to the next window. Nothing but a failing dead-letter produce (the
+  broker is gone) ends the loop.
+
+A trainer killed mid-job leaves its request uncommitted for the next one (its training child
+exits with it, leaving no adapter folder); a re-delivered request whose version is already
+registered is a no-op, or is promoted if the trainer died before promoting it. kafka-python
+heartbeats from a background thread; ``max_poll_interval`` is set above the longest job.
 """
 
 from __future__ import annotations
@@ -13,22 +22,32 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from lsat.adapters.lifecycle.publication import ServingSet, current_serving_set
 from lsat.adapters.lifecycle.registry import RegistryStore, open_registry
 from lsat.adapters.trainer.child import train_in_child
-from lsat.adapters.trainer.errors import TrainerChildFailed
-from lsat.adapters.trainer.job import Retrainer, RetrainOutcome, TrainFn
+from lsat.adapters.trainer.dead_letters import dead_letter, parse_request
+from lsat.adapters.trainer.helpers import RetrainOutcome, TrainFn
+from lsat.adapters.trainer.job import Retrainer, build_retrainer
 from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.retry import GaveUp, RetryInterrupted, RetryPolicy, attempt
 from lsat.core.settings import Settings
 from lsat.stream.errors import InvalidEvent
+from lsat.stream.events import DeadLetter
 from lsat.stream.kafka_client import kafka_python_kwargs
 from lsat.stream.store import SampleStore
-from lsat.stream.triggers import RetrainRequest
+from lsat.stream.topics import retrain_dlq_topic
 
-__all__ = ["run_trainer"]
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.consumer.fetcher import ConsumerRecord
+
+__all__ = ["publish_current_serving_set", "run_trainer"]
 
 log = logging.getLogger(__name__)
+
+SEND_TIMEOUT_S = 30.0
 
 
 def run_trainer(
@@ -39,15 +58,17 @@ def run_trainer(
     metrics: TrainerMetrics | None = None,
     train_fn: TrainFn = train_in_child,
     on_outcome: Callable[[RetrainOutcome], None] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> int:
     """Consume ``adapter.retrain`` until ``stop`` is set or ``max_jobs`` jobs finished.
 
-    Returns the number of finished jobs. A failed training child leaves the offset uncommitted
-    and seeks back, so the same request is tried again (by this or another trainer).
+    Returns the number of finished jobs (dead-lettered requests do not count). ``retry``
+    bounds the attempts per request (default :class:`RetryPolicy`).
     """
-    from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+    from kafka import KafkaConsumer, KafkaProducer
 
     stop = stop or threading.Event()
+    metrics = metrics or TrainerMetrics()
     topics = settings.kafka.topics
     common = kafka_python_kwargs(settings.kafka)
     producer = KafkaProducer(**common, acks="all")
@@ -64,41 +85,113 @@ def run_trainer(
     )
 
     def publish(serving: ServingSet) -> None:
-        producer.send(topics.versions, serving.to_json(), key=b"serving").get(timeout=30)
+        producer.send(topics.versions, serving.to_json(), key=b"serving").get(SEND_TIMEOUT_S)
 
     registry = open_registry(settings.db_url)
     store = SampleStore(settings.db_url)
-    retrainer = Retrainer(
+    retrainer = build_retrainer(
         settings, registry, store, publish=publish, metrics=metrics, train_fn=train_fn
     )
-    finished = 0
+    loop = _ConsumerLoop(
+        consumer,
+        producer,
+        retrainer,
+        retry or RetryPolicy(),
+        dlq_topic=retrain_dlq_topic(topics),
+        stop=stop,
+        on_outcome=on_outcome,
+    )
     try:
-        while not stop.is_set() and (max_jobs is None or finished < max_jobs):
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for record in records:
-                    try:
-                        request = RetrainRequest.from_json(record.value)
-                    except InvalidEvent as exc:
-                        log.error(
-                            "skipping bad retrain request at %s@%d: %s", tp, record.offset, exc
-                        )
-                    else:
-                        try:
-                            outcome = retrainer.handle(request)
-                        except TrainerChildFailed as exc:
-                            log.error("window %d: %s; will retry", request.window_id, exc)
-                            consumer.seek(TopicPartition(tp.topic, tp.partition), record.offset)
-                            break
-                        finished += 1
-                        if on_outcome is not None:
-                            on_outcome(outcome)
-                    consumer.commit({tp: OffsetAndMetadata(record.offset + 1, None, -1)})
+        while not stop.is_set() and (max_jobs is None or loop.finished < max_jobs):
+            loop.poll_once()
     finally:
         consumer.close()
         producer.close()
         store.close()
         registry.close()
-    return finished
+    return loop.finished
+
+
+class _ConsumerLoop:
+    """One poll's records, each handled or dead-lettered, then committed."""
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        retrainer: Retrainer,
+        retry: RetryPolicy,
+        *,
+        dlq_topic: str,
+        stop: threading.Event,
+        on_outcome: Callable[[RetrainOutcome], None] | None,
+    ) -> None:
+        self.consumer, self.producer, self.retrainer = consumer, producer, retrainer
+        self.retry, self.dlq_topic, self.stop = retry, dlq_topic, stop
+        self.on_outcome = on_outcome
+        self.finished = 0
+
+    def poll_once(self) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import CommitFailedError
+
+        for tp, records in self.consumer.poll(timeout_ms=500).items():
+            for record in records:
+                try:
+                    self._process(record)
+                except RetryInterrupted as exc:  # stopping: leave it for the next trainer
+                    log.info("%s; %s@%d stays uncommitted", exc, tp, record.offset)
+                    self.consumer.seek(TopicPartition(tp.topic, tp.partition), record.offset)
+                    return
+                try:
+                    self.consumer.commit({tp: OffsetAndMetadata(record.offset + 1, None, -1)})
+                except CommitFailedError as exc:  # rebalanced away: the next owner redoes it
+                    log.warning(
+                        "commit of %s@%d failed (%s); it will be re-delivered",
+                        tp,
+                        record.offset,
+                        exc,
+                    )
+                    return
+
+    def _process(self, record: ConsumerRecord) -> None:
+        """Handle one record, or dead-letter it; raises only :class:`RetryInterrupted`."""
+        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        value = record.value
+        try:
+            request = parse_request(value)
+        except InvalidEvent as exc:
+            self._dead_letter(record, dead_letter(value, exc.reason_code, exc.detail, **where))
+            return
+        except Exception as exc:  # a parser bug must not stop the trainer either
+            detail = f"{type(exc).__name__}: {exc}"
+            self._dead_letter(record, dead_letter(value, "internal_error", detail, **where))
+            return
+        what = f"window {request.window_id}"
+        result = attempt(
+            lambda: self.retrainer.handle(request), self.retry, wait=self.stop.wait, what=what
+        )
+        if isinstance(result, GaveUp):
+            detail = f"{what}: gave up after {result.attempts} attempts: {result.detail}"
+            self._dead_letter(record, dead_letter(value, result.reason, detail, **where))
+            return
+        self.finished += 1
+        if self.on_outcome is not None:
+            self.on_outcome(result)
+
+    def _dead_letter(self, record: ConsumerRecord, letter: DeadLetter) -> None:
+        """Send ``letter`` (keyed like the record) and count it; a failed send raises."""
+        key = record.key
+        self.producer.send(self.dlq_topic, letter.to_json(), key=key).get(SEND_TIMEOUT_S)
+        self.retrainer.metrics.retrain_dead_lettered.labels(reason=letter.reason_code).inc()
+        log.error(
+            "dead-lettered %s@%d to %s: %s: %s",
+            letter.topic,
+            letter.offset,
+            self.dlq_topic,
+            letter.reason_code,
+            letter.detail[:500],
+        )
 
 
 def publish_current_serving_set(settings: Settings, registry: RegistryStore) -> ServingSet | None:
@@ -115,7 +208,7 @@ def publish_current_serving_set(settings: Settings, registry: RegistryStore) -> 
     producer = KafkaProducer(**kafka_python_kwargs(settings.kafka), acks="all")
     try:
         topic = settings.kafka.topics.versions
-        producer.send(topic, serving.to_json(), key=b"serving").get(timeout=30)
+        producer.send(topic, serving.to_json(), key=b"serving").get(timeout=SEND_TIMEOUT_S)
     finally:
         producer.close()
     return serving

@@ -1,70 +1,142 @@
-"""Test-then-train: score a window with the serving adapters before any training on it.
+"""Test-then-train: score a window with what serves now, before any training on it.
 
-Records each serving adapter's AUC and logloss on the window (registry + Prometheus gauges) and
-feeds the final combination's per-sample losses to the trainer's loss-drift detector.
+A :class:`WindowEvaluator` asks each of its *scorers* for named probability vectors on the
+window (the default :class:`ServingAdapters` gives ``long``, ``short`` and ``combined``; other
+scorers, e.g. non-LLM baselines, add their own names), records every name's AUC and logloss
+(Prometheus gauges; registry rows for names that come from a registered version) and returns
+the per-sample losses of the first name in ``loss_from`` that was scored, for the loss-drift
+detector.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from lsat.adapters.lifecycle.publication import ServingSet
-from lsat.adapters.lifecycle.registry import AdapterVersion
+from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.model.combine import ensemble
 from lsat.adapters.trainer.guard import metric_or_none
+from lsat.adapters.trainer.helpers import ServingNow
+from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.pool import AdapterPool
 from lsat.core.evaluation import auc, logloss
 from lsat.data.types import Sample
 
-if TYPE_CHECKING:
-    from lsat.adapters.trainer.job import Retrainer
+__all__ = [
+    "Scored",
+    "ServingAdapters",
+    "WindowEvaluation",
+    "WindowEvaluator",
+    "WindowScorer",
+    "per_sample_losses",
+]
 
-__all__ = ["evaluate_serving_on_window"]
+
+@dataclass(frozen=True)
+class Scored:
+    """P(like) for every sample of a window; ``version`` when a registered adapter gave them."""
+
+    probs: np.ndarray
+    version: AdapterVersion | None = None
 
 
-def evaluate_serving_on_window(
-    retrainer: Retrainer,
-    window_id: int,
-    samples: list[Sample],
-    long: AdapterVersion | None,
-    short: AdapterVersion | None,
-    serving: ServingSet | None,
-) -> dict[str, dict[str, float]]:
-    """Score the window with what serves now, before any training on it."""
-    labels = np.array([s.label for s in samples])
-    served = {v.kind: v for v in (long, short) if v is not None}
-    if not served:
-        return {}
-    names = {kind: retrainer.loaded(v) for kind, v in served.items()}
-    probs = retrainer.recommender.score_many(list(names.values()), samples)
-    by_kind = {kind: probs[name] for kind, name in names.items()}
-    if "long" in by_kind and "short" in by_kind and serving is not None:
-        by_kind["combined"] = ensemble(by_kind["long"], by_kind["short"], serving.alpha)
-    out: dict[str, dict[str, float]] = {}
-    for adapter, p in by_kind.items():
-        a, ll = metric_or_none(auc, labels, p), metric_or_none(logloss, labels, p)
-        out[adapter] = {k: v for k, v in (("auc", a), ("logloss", ll)) if v is not None}
-    # the window id first, then every gauge at once, the registry writes after: a scrape sees
-    # at worst the new window with some old values (fixed by the next scrape), never new values
-    # under the old window (which the live table would keep for good)
-    metrics = retrainer.metrics
-    metrics.window_id.set(window_id)
-    for adapter, values in out.items():
-        if "auc" in values:
-            metrics.adapter_auc.labels(adapter=adapter).set(values["auc"])
-        if "logloss" in values:
-            metrics.adapter_logloss.labels(adapter=adapter).set(values["logloss"])
-    for adapter, v in served.items():
-        values = out[adapter]
-        retrainer.registry.record_evaluation(
-            v.kind, v.version, window_id, values.get("auc"), values.get("logloss"), len(samples)
-        )
-    final = by_kind.get("combined", by_kind.get("short", by_kind.get("long")))
-    losses = [
-        float(-math.log(p if y == 1 else 1 - p))
-        for y, p in zip(labels, np.clip(final, 1e-7, 1 - 1e-7), strict=True)
-    ]
-    retrainer.drift_in_last_window = retrainer.observe_losses(losses) > 0
-    return out
+class WindowScorer(Protocol):
+    """Scores a window before training on it: ``{name: Scored}`` (empty when it cannot)."""
+
+    def __call__(self, samples: Sequence[Sample], now: ServingNow) -> Mapping[str, Scored]: ...
+
+
+@dataclass(frozen=True)
+class WindowEvaluation:
+    """AUC / logloss per scored name; ``losses`` is ``None`` when nothing was scored."""
+
+    metrics: dict[str, dict[str, float]]
+    losses: list[float] | None
+
+
+def per_sample_losses(labels: np.ndarray, probs: np.ndarray) -> list[float]:
+    """Binary cross-entropy of each sample (probabilities clipped to ``[1e-7, 1 − 1e-7]``).
+
+    >>> [round(x, 4) for x in per_sample_losses(np.array([1, 0]), np.array([0.5, 0.0]))]
+    [0.6931, 0.0]
+    """
+    clipped = np.clip(probs, 1e-7, 1 - 1e-7)
+    return [float(-math.log(p if y == 1 else 1 - p)) for y, p in zip(labels, clipped, strict=True)]
+
+
+class ServingAdapters:
+    """The serving long and short adapters, and their ensemble at the serving α."""
+
+    def __init__(self, pool: AdapterPool) -> None:
+        self.pool = pool
+
+    def __call__(self, samples: Sequence[Sample], now: ServingNow) -> dict[str, Scored]:
+        served = {v.kind: v for v in (now.long, now.short) if v is not None}
+        if not served:
+            return {}
+        names = {kind: self.pool.loaded(v) for kind, v in served.items()}
+        probs = self.pool.recommender.score_many(list(names.values()), list(samples))
+        out = {kind: Scored(probs[name], served[kind]) for kind, name in names.items()}
+        if "long" in out and "short" in out and now.serving is not None:
+            combined = ensemble(out["long"].probs, out["short"].probs, now.serving.alpha)
+            out["combined"] = Scored(combined)
+        return out
+
+
+class WindowEvaluator:
+    """Runs every scorer on a window and records what each scored name achieved."""
+
+    def __init__(
+        self,
+        registry: RegistryStore,
+        metrics: TrainerMetrics,
+        scorers: Sequence[WindowScorer],
+        loss_from: Sequence[str] = ("combined", "short", "long"),
+    ) -> None:
+        self.registry, self.metrics = registry, metrics
+        self.scorers = list(scorers)
+        self.loss_from = tuple(loss_from)
+
+    def evaluate(
+        self, window_id: int, samples: Sequence[Sample], now: ServingNow
+    ) -> WindowEvaluation:
+        """Score the window with every scorer, before any training on it."""
+        scored: dict[str, Scored] = {}
+        for scorer in self.scorers:
+            scored.update(scorer(samples, now))
+        if not scored:
+            return WindowEvaluation({}, None)
+        labels = np.array([s.label for s in samples])
+        out: dict[str, dict[str, float]] = {}
+        for name, result in scored.items():
+            a = metric_or_none(auc, labels, result.probs)
+            ll = metric_or_none(logloss, labels, result.probs)
+            out[name] = {k: v for k, v in (("auc", a), ("logloss", ll)) if v is not None}
+        # the window id first, then every gauge at once, the registry writes after: a scrape sees
+        # at worst the new window with some old values (fixed by the next scrape), never new values
+        # under the old window (which the live table would keep for good)
+        self.metrics.window_id.set(window_id)
+        for name, values in out.items():
+            if "auc" in values:
+                self.metrics.adapter_auc.labels(adapter=name).set(values["auc"])
+            if "logloss" in values:
+                self.metrics.adapter_logloss.labels(adapter=name).set(values["logloss"])
+        for name, result in scored.items():
+            v = result.version
+            if v is not None:
+                values = out[name]
+                self.registry.record_evaluation(
+                    v.kind,
+                    v.version,
+                    window_id,
+                    values.get("auc"),
+                    values.get("logloss"),
+                    len(samples),
+                )
+        source = next((name for name in self.loss_from if name in scored), None)
+        losses = None if source is None else per_sample_losses(labels, scored[source].probs)
+        return WindowEvaluation(out, losses)

@@ -14,7 +14,7 @@ from lsat.adapters.lifecycle.artifacts import WEIGHTS_FILE, load_adapter, sha256
 from lsat.adapters.lifecycle.publication import ServingSet
 from lsat.adapters.lifecycle.registry import open_registry
 from lsat.adapters.model.errors import AdapterIntegrityError
-from lsat.adapters.trainer import Retrainer, bootstrap_long
+from lsat.adapters.trainer import bootstrap_long, build_retrainer
 from lsat.adapters.trainer.child import ChildJob, ChildResult, run_job, train_in_child
 from lsat.stream.store import SampleStore
 from lsat.stream.triggers import RetrainRequest
@@ -30,7 +30,9 @@ def test_retrain_promotes_and_publishes_the_whole_serving_set(tmp_path: Path, db
     published: list[ServingSet] = []
     with open_registry(db_url) as registry:
         store = SampleStore(db_url)
-        retrainer = Retrainer(settings, registry, store, publish=published.append, train_fn=run_job)
+        retrainer = build_retrainer(
+            settings, registry, store, publish=published.append, train_fn=run_job
+        )
         first = retrainer.handle(_request(1))
         assert first.outcome == "promoted" and "short alone" in first.reason
         assert published[-1].long is None and published[-1].alpha == 0.0
@@ -58,7 +60,7 @@ def test_margin_rejection_keeps_a_rejected_candidate(tmp_path: Path, sqlite_url:
     fill_windows(sqlite_url, {1: 40, 2: 40})
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
-        retrainer = Retrainer(settings, registry, store, train_fn=run_job)
+        retrainer = build_retrainer(settings, registry, store, train_fn=run_job)
         assert retrainer.handle(_request(1)).outcome == "promoted"
         outcome = retrainer.handle(_request(2))
         assert outcome.outcome == "rejected"
@@ -88,7 +90,9 @@ def test_nan_adapter_is_refused_and_never_served(tmp_path: Path, sqlite_url: str
     fill_windows(sqlite_url, {1: 30})
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
-        outcome = Retrainer(settings, registry, store, train_fn=_nan_train).handle(_request(1, 30))
+        outcome = build_retrainer(settings, registry, store, train_fn=_nan_train).handle(
+            _request(1, 30)
+        )
         assert outcome.outcome == "rejected" and "non-finite" in outcome.reason
         assert registry.get("short", 1).status == "rejected"
         assert registry.resolve("serving-short") is None
@@ -100,7 +104,7 @@ def test_corrupt_adapter_sha_mismatch_is_refused(tmp_path: Path, sqlite_url: str
     fill_windows(sqlite_url, {1: 30, 2: 30})
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
-        retrainer = Retrainer(settings, registry, store, train_fn=run_job)
+        retrainer = build_retrainer(settings, registry, store, train_fn=run_job)
         assert retrainer.handle(_request(1, 30)).outcome == "promoted"
         path = Path(registry.get("short", 1).path) / WEIGHTS_FILE
         data = bytearray(path.read_bytes())
@@ -108,7 +112,7 @@ def test_corrupt_adapter_sha_mismatch_is_refused(tmp_path: Path, sqlite_url: str
         path.write_bytes(bytes(data))
         with pytest.raises(AdapterIntegrityError, match="integrity"):
             load_adapter(path.parent)
-        fresh = Retrainer(
+        fresh = build_retrainer(
             settings, registry, store, train_fn=run_job
         )  # a restarted trainer loads serving anew
         with pytest.raises(AdapterIntegrityError, match="integrity"):
@@ -149,7 +153,7 @@ def test_failed_job_is_counted_before_the_retry(tmp_path: Path, sqlite_url: str)
     fill_windows(sqlite_url, {1: 30})
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
-        retrainer = Retrainer(settings, registry, store, train_fn=_failing_child)
+        retrainer = build_retrainer(settings, registry, store, train_fn=_failing_child)
         for attempt in (1, 2):
             with pytest.raises(TrainerChildFailed):
                 retrainer.handle(_request(1, 30))

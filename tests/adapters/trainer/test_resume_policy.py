@@ -12,8 +12,18 @@ from trainer_helpers import fill_windows, trainer_settings
 from lsat.adapters.lifecycle.artifacts import WEIGHTS_FILE
 from lsat.adapters.lifecycle.publication import ServingSet
 from lsat.adapters.lifecycle.registry import open_registry
-from lsat.adapters.trainer import Retrainer, bootstrap_long, long_refresh_due, resume_decision
+from lsat.adapters.trainer import (
+    Retrainer,
+    TitleCache,
+    TrainerMetrics,
+    bootstrap_long,
+    build_retrainer,
+    long_refresh_due,
+    resume_decision,
+)
 from lsat.adapters.trainer.child import run_job
+from lsat.adapters.trainer.drift import LossDrift
+from lsat.adapters.trainer.promotion import Promoter
 from lsat.core.settings import Settings
 from lsat.data.types import Item
 from lsat.stream.store import SampleStore
@@ -28,9 +38,17 @@ class _KilledBeforePromotion(BaseException):
     """Stands for SIGKILL at the worst moment: after register, before the alias moves."""
 
 
-class _DiesBeforePromoting(Retrainer):
+class _DiesBeforePromoting(Promoter):
     def promote(self, *args: object, **kwargs: object) -> ServingSet | None:
         raise _KilledBeforePromotion
+
+
+def _dies_before_promoting(retrainer: Retrainer) -> Retrainer:
+    p = retrainer.promoter
+    dying = _DiesBeforePromoting(
+        p.registry, p.pool, p.publisher, artifact_dir=p.artifact_dir, merge=p.merge
+    )
+    return replace(retrainer, promoter=dying)
 
 
 @pytest.mark.parametrize("corrupt", [False, True])
@@ -42,7 +60,8 @@ def test_registered_but_unpromoted_version_is_resumed(
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
         with pytest.raises(_KilledBeforePromotion):
-            _DiesBeforePromoting(settings, registry, store, train_fn=run_job).handle(_request(1))
+            retrainer = build_retrainer(settings, registry, store, train_fn=run_job)
+            _dies_before_promoting(retrainer).handle(_request(1))
         version = registry.get("short", 1)
         assert version.status == "candidate" and registry.resolve("serving-short") is None
         if corrupt:
@@ -51,7 +70,9 @@ def test_registered_but_unpromoted_version_is_resumed(
             data[-1] ^= 0xFF
             path.write_bytes(bytes(data))
         published: list[ServingSet] = []
-        fresh = Retrainer(settings, registry, store, publish=published.append, train_fn=run_job)
+        fresh = build_retrainer(
+            settings, registry, store, publish=published.append, train_fn=run_job
+        )
         outcome = fresh.handle(_request(1))  # the re-delivered request
         assert len(registry.list(kind="short")) == 1  # not trained again
         if corrupt:
@@ -107,33 +128,29 @@ def test_long_refresh_policy_table(
     assert long_refresh_due(_policy(every, on_drift), since, drift) is due
 
 
-def test_drift_detections_count_transitions_only(tmp_path: Path, sqlite_url: str) -> None:
-    with open_registry(sqlite_url) as registry:
-        store = SampleStore(sqlite_url)
-        retrainer = Retrainer(trainer_settings(tmp_path, sqlite_url), registry, store)
-        assert retrainer.observe_losses([0.1] * 200) == 0
-        high = retrainer.observe_losses([5.0] * 100)  # one sustained shift, split over
-        high += retrainer.observe_losses([5.0] * 100)  # two windows: still one detection
-        assert high == 1
-        text = retrainer.metrics.render().decode()
-        assert f"lsat_trainer_loss_drift_detections_total {float(high)}" in text
-        store.close()
+def test_drift_detections_count_transitions_only() -> None:
+    drift = LossDrift(TrainerMetrics())
+    assert drift.observe([0.1] * 200) == 0
+    high = drift.observe([5.0] * 100)  # one sustained shift, split over
+    high += drift.observe([5.0] * 100)  # two windows: still one detection
+    assert high == 1
+    text = drift.metrics.render().decode()
+    assert f"lsat_trainer_loss_drift_detections_total {float(high)}" in text
 
 
 def test_catalogue_is_read_again_only_for_unknown_items(tmp_path: Path, sqlite_url: str) -> None:
     fill_windows(sqlite_url, {1: 20})
-    with open_registry(sqlite_url) as registry:
-        store = SampleStore(sqlite_url)
-        retrainer = Retrainer(trainer_settings(tmp_path, sqlite_url), registry, store)
-        samples = store.window_samples(1)
-        assert retrainer.titles_for(samples)["2"] == "Sunny 2"
-        retrainer.titles_for(samples)
-        assert retrainer.catalogue_reads == 1
-        store.upsert_item(Item("new-item", "Brand New"))
-        unknown = [replace(samples[0], item_id="new-item")]
-        assert retrainer.titles_for(unknown)["new-item"] == "Brand New"
-        assert retrainer.catalogue_reads == 2
-        store.close()
+    store = SampleStore(sqlite_url)
+    cache = TitleCache(store.catalogue)
+    samples = store.window_samples(1)
+    assert cache.titles_for(samples)["2"] == "Sunny 2"
+    cache.titles_for(samples)
+    assert cache.catalogue_reads == 1
+    store.upsert_item(Item("new-item", "Brand New"))
+    unknown = [replace(samples[0], item_id="new-item")]
+    assert cache.titles_for(unknown)["new-item"] == "Brand New"
+    assert cache.catalogue_reads == 2
+    store.close()
 
 
 def test_long_adapter_is_refreshed_every_k_windows(tmp_path: Path, sqlite_url: str) -> None:
@@ -145,7 +162,9 @@ def test_long_adapter_is_refreshed_every_k_windows(tmp_path: Path, sqlite_url: s
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
         long = bootstrap_long(settings, registry, store=store, window_ids=[1], train_fn=run_job)
-        retrainer = Retrainer(settings, registry, store, publish=published.append, train_fn=run_job)
+        retrainer = build_retrainer(
+            settings, registry, store, publish=published.append, train_fn=run_job
+        )
         outcome = retrainer.handle(_request(2))
         assert outcome.long_refreshed is not None
         refreshed = registry.resolve("serving-long")

@@ -23,7 +23,7 @@ from trainer_helpers import fill_windows, trainer_settings
 
 from lsat.adapters.lifecycle.publication import ServingSet
 from lsat.adapters.lifecycle.registry import open_registry
-from lsat.adapters.trainer import RetrainOutcome, run_trainer
+from lsat.adapters.trainer import RetrainOutcome, RetryPolicy, run_trainer
 from lsat.adapters.trainer.child import ChildJob, ChildResult, run_job, train_in_child
 from lsat.core.settings import KafkaSettings, Settings
 from lsat.stream.kafka_client import kafka_python_kwargs
@@ -31,6 +31,7 @@ from lsat.stream.triggers import RetrainRequest
 
 pytestmark = pytest.mark.kafka
 HERE = Path(__file__).resolve().parent
+FAST_RETRY = RetryPolicy(max_attempts=3, backoff_s=0.05)
 
 
 def _settings(tmp_path: Path, kafka: KafkaSettings, **trainer: object) -> Settings:
@@ -62,7 +63,9 @@ def _run(
     settings: Settings, jobs: int, train_fn: Callable[[ChildJob], ChildResult]
 ) -> list[RetrainOutcome]:
     outcomes: list[RetrainOutcome] = []
-    run_trainer(settings, max_jobs=jobs, train_fn=train_fn, on_outcome=outcomes.append)
+    run_trainer(
+        settings, max_jobs=jobs, train_fn=train_fn, on_outcome=outcomes.append, retry=FAST_RETRY
+    )
     return outcomes
 
 
