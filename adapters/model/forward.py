@@ -18,9 +18,11 @@ from lsat.adapters.model.prompts import ANSWER_NO, ANSWER_YES
 
 __all__ = [
     "ForwardError",
+    "answer_head_rows",
     "answer_logits",
     "answer_logits_from_hidden",
     "answer_token_ids",
+    "causal_lm",
     "decoder_of",
     "hidden_entering_layer",
     "num_layers",
@@ -42,14 +44,14 @@ def answer_token_ids(tokenizer: object) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def _causal_lm(model: nn.Module) -> nn.Module:
+def causal_lm(model: nn.Module) -> nn.Module:
     """The HF causal LM under a peft wrapper (or the model itself)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def decoder_of(model: nn.Module) -> nn.Module:
     """The decoder stack (``embed_tokens``, ``layers``, ``norm``) of a causal LM or peft model."""
-    decoder = getattr(_causal_lm(model), "model", None)
+    decoder = getattr(causal_lm(model), "model", None)
     if decoder is None or not hasattr(decoder, "layers") or not hasattr(decoder, "embed_tokens"):
         raise ForwardError(f"{type(model).__name__} has no decoder with .layers/.embed_tokens")
     return decoder
@@ -60,10 +62,11 @@ def num_layers(model: nn.Module) -> int:
     return len(decoder_of(model).layers)
 
 
-def _answer_rows(
+def answer_head_rows(
     model: nn.Module, token_ids: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    head = _causal_lm(model).get_output_embeddings()
+    """The LM head's (2, hidden) weight rows of ``token_ids`` and their bias (or ``None``)."""
+    head = causal_lm(model).get_output_embeddings()
     index = torch.tensor(token_ids, device=head.weight.device)
     bias = head.bias[index] if getattr(head, "bias", None) is not None else None
     return head.weight[index], bias
@@ -74,7 +77,7 @@ def _project(
 ) -> torch.Tensor:
     rows = torch.arange(last_hidden.shape[0], device=last_hidden.device)
     at_answer = last_hidden[rows, lengths - 1]
-    weight, bias = _answer_rows(model, token_ids)
+    weight, bias = answer_head_rows(model, token_ids)
     logits = at_answer @ weight.to(at_answer.dtype).T
     if bias is not None:
         logits = logits + bias.to(logits.dtype)

@@ -6,6 +6,7 @@ The high-level API used by the experiment runner, the trainer and the live score
     report = rec.train_adapter("short", train, validation)
     p_like = rec.score("short", samples)             # None scores the bare base model
     many = rec.score_many(["long", "short"], samples)  # lower layers computed once
+    per_user = rec.score_groups(["long", "short"], [user_a_samples, user_b_samples])
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from tqdm.auto import tqdm
 from lsat.adapters.model.base_model import BaseLM
 from lsat.adapters.model.batching import length_batches
 from lsat.adapters.model.errors import AdapterError
-from lsat.adapters.model.forward import num_layers
+from lsat.adapters.model.forward import answer_token_ids, num_layers
 from lsat.adapters.model.layer_cache import HiddenStateCache
+from lsat.adapters.model.prefix_ranking import PrefixRanker, split_shared_prefix
 from lsat.adapters.model.prompts import DEFAULT_PROMPT_FORMAT, build_prompt, check_prompt_format
 from lsat.adapters.model.scoring import EncodedPrompts, batch_logits, score_prompts
 from lsat.adapters.model.training import TrainConfig, TrainReport, train_lora
@@ -77,6 +79,7 @@ class LoraRecommender:
         self.progress = progress
         self._peft: PeftModel | None = None
         self._cache_lower: dict[str, bool] = {}
+        self._ranker = PrefixRanker()
 
     # ---- adapters -------------------------------------------------------------------------
     @property
@@ -226,13 +229,57 @@ class LoraRecommender:
         """P(like) per sample with adapter ``name`` (``None`` = the base model alone)."""
         return self.score_many([name], samples)[name]
 
-    def score_many(
-        self, names: Sequence[str | None], samples: Sequence[Sample]
-    ) -> dict[str | None, np.ndarray]:
-        """P(like) per sample for several adapters; the frozen lower layers run once per batch."""
+    def score_groups(
+        self,
+        names: Sequence[str | None],
+        groups: Sequence[Sequence[Sample]],
+        *,
+        bf16: bool | None = None,
+    ) -> list[dict[str | None, np.ndarray]]:
+        """P(like) per adapter for each group of samples (one user and history per group).
+
+        A group's prompts share their instruction + history prefix: on a Llama model it runs
+        once and every adapter goes through one pass
+        (:class:`~lsat.adapters.model.prefix_ranking.PrefixRanker`); other models fall back to
+        :meth:`score_many` per group. ``bf16`` defaults to ``bf16_scoring``.
+        """
         for name in names:
             if name is not None:
                 self._require(name)
+        bf16 = self.bf16_scoring if bf16 is None else bf16
+        filled = [list(group) for group in groups if len(group)]
+        if not filled or self._ranker.unsupported(self.model, list(names)) is not None:
+            return [self.score_many(names, group, bf16=bf16) for group in groups]
+        encoded = self._encode([s for group in filled for s in group])
+        token_groups, start = [], 0
+        for group in filled:
+            token_groups.append(split_shared_prefix(encoded.ids[start : start + len(group)]))
+            start += len(group)
+        answer_ids = answer_token_ids(self.base.tokenizer)
+        scored = iter(
+            self._ranker.score(self.model, token_groups, list(names), answer_ids, bf16=bf16)
+        )
+        out = []
+        for group in groups:
+            probs = next(scored) if len(group) else np.empty((len(names), 0))
+            out.append({name: probs[row] for row, name in enumerate(names)})
+        return out
+
+    def score_many(
+        self,
+        names: Sequence[str | None],
+        samples: Sequence[Sample],
+        *,
+        bf16: bool | None = None,
+    ) -> dict[str | None, np.ndarray]:
+        """P(like) per sample for several adapters; the frozen lower layers run once per batch.
+
+        ``bf16`` defaults to ``bf16_scoring``.
+        """
+        for name in names:
+            if name is not None:
+                self._require(name)
+        bf16 = self.bf16_scoring if bf16 is None else bf16
         encoded = self._encode(samples)
         if len(encoded) == 0:
             return {name: np.empty(0) for name in names}
@@ -248,7 +295,7 @@ class LoraRecommender:
                         batch_size=self.batch_size,
                         start_layer=start,
                         cache=self.cache if start else None,
-                        bf16=self.bf16_scoring,
+                        bf16=bf16,
                         progress=self.progress,
                     )
             return out
@@ -266,7 +313,7 @@ class LoraRecommender:
                         batch,
                         start_layer=start,
                         cache=self.cache,
-                        bf16=self.bf16_scoring,
+                        bf16=bf16,
                     )
                 out[name][batch] = torch.softmax(logits, dim=-1)[:, 0].double().cpu().numpy()
         return out
