@@ -5,16 +5,26 @@ JoinGroup for half the session timeout), the web server bound to ``bind_host`` o
 port (``web_enabled=False`` alone still binds 0.0.0.0:6066), raw bytes in and out, and tables
 kept in memory: all state that must survive a restart lives in the sample store (see
 :mod:`lsat.stream.processor`). Offsets are committed by faust only for acknowledged events, and a
-batch of events is acknowledged after its agent iteration returns, i.e. after the DB commit.
+batch of events is acknowledged after its agent iteration returns, i.e. after the DB commit and
+after the broker acknowledged every message the batch produced.
+
+An agent never raises (faust would acknowledge the whole batch and move past it): the processor
+isolates bad records itself, and a failing store or producer is retried with exponential backoff
+(:func:`until_done`) on the same batch. Store work runs in one worker thread
+(:class:`SerialThread`), off the event loop, so a slow or locked database never stops the
+consumer's heartbeats (the broker would drop the member after the session timeout).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import faust
 
@@ -22,13 +32,20 @@ from lsat.core.settings import Settings
 from lsat.stream.kafka_client import faust_broker_credentials, faust_broker_url
 from lsat.stream.store import SourcePosition
 
-__all__ = ["Outgoing", "Processor", "build_app"]
+if TYPE_CHECKING:
+    from lsat.stream.isolation import Handled
+
+__all__ = ["Outgoing", "Processor", "SerialThread", "build_app", "until_done"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BATCH_MAX_EVENTS = 500
 """Most interactions handled in one DB transaction."""
 BATCH_WITHIN_S = 0.05
 """How long a partial batch waits for more events."""
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
+"""Backoff bounds for retrying a batch whose store or producer failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +59,63 @@ class Outgoing:
 
 
 class Processor(Protocol):
-    """What the agents call; synchronous and quick (training never runs here)."""
+    """What the agents call, in a worker thread (blocking DB work; training never runs here)."""
 
-    def on_interactions(self, batch: Sequence[tuple[bytes, SourcePosition]]) -> list[Outgoing]: ...
+    def handle_interactions(
+        self, batch: Sequence[tuple[bytes | None, SourcePosition]]
+    ) -> Handled: ...
 
-    def on_item(self, raw: bytes, source: SourcePosition) -> list[Outgoing]: ...
+    def handle_items(self, batch: Sequence[tuple[bytes | None, SourcePosition]]) -> Handled: ...
 
     def pending_outgoing(self) -> list[Outgoing]: ...
+
+
+class SerialThread:
+    """Runs blocking calls one at a time in one thread, off the event loop.
+
+    One thread serialises every call into the processor (both agents, the web view, the
+    startup task), so the processor needs no locks. A call whose awaiting task is cancelled
+    still runs to its end before the cancellation goes on: a DB transaction is never left
+    half-way while faust acknowledges its batch.
+    """
+
+    def __init__(self, name: str = "lsat-store") -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({future})
+            raise
+
+    def shutdown(self) -> None:
+        """Let the running call finish; refuse new ones."""
+        self._executor.shutdown(wait=True)
+
+
+async def until_done(
+    call: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    first_s: float = RETRY_FIRST_S,
+    max_s: float = RETRY_MAX_S,
+) -> T:
+    """``await call()`` until it succeeds, sleeping ``first_s``, 2×, … up to ``max_s`` between
+    failures (each logged). Nothing is skipped: the caller's batch stays unacknowledged."""
+    delay = first_s
+    while True:
+        try:
+            return await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.error("%s failed, retrying in %.1f s: %r", what, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_s)
 
 
 def build_app(settings: Settings, processor: Processor, *, web_port: int | None = None) -> Any:
@@ -86,32 +153,54 @@ def build_app(settings: Settings, processor: Processor, *, web_port: int | None 
             topics[name] = app.topic(name, key_type=bytes, value_type=bytes, internal=False)
         return topics[name]
 
+    serial = SerialThread()
+
+    async def send_one(message: Outgoing) -> None:
+        future = await topic(message.topic).send(key=message.key, value=message.value)
+        await future  # wait for the broker's ack before the source offset can be committed
+
     async def send_all(messages: list[Outgoing]) -> None:
         for message in messages:
-            future = await topic(message.topic).send(key=message.key, value=message.value)
-            await future  # wait for the broker's ack before the source offset can be committed
+            await until_done(lambda m=message: send_one(m), f"sending to {message.topic}")
             if message.on_sent is not None:
-                message.on_sent()
+                try:
+                    await serial(message.on_sent)
+                except Exception:  # e.g. the DB is down: the message is re-sent at restart
+                    log.exception("recording that a message to %s was sent failed", message.topic)
+
+    def batch_of(events: Sequence[Any], name: str) -> list[tuple[bytes | None, SourcePosition]]:
+        return [
+            (e.value, SourcePosition(e.message.partition, e.message.offset, name)) for e in events
+        ]
 
     @app.agent(topic(names.interactions), name="interactions")
     async def interactions(stream_: Any) -> None:
-        # take_events acknowledges a batch only after this loop body returns (DB committed).
+        # take_events acknowledges a batch only after this loop body returns (DB committed,
+        # DLQ and retrain messages acknowledged by the broker).
         async for events in stream_.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
-            batch = [
-                (e.value, SourcePosition(e.message.partition, e.message.offset, names.interactions))
-                for e in events
-            ]
-            await send_all(processor.on_interactions(batch))
+            batch = batch_of(events, names.interactions)
+            handled = await until_done(
+                lambda b=batch: serial(processor.handle_interactions, b),
+                f"storing {len(batch)} interactions",
+            )
+            await send_all(handled.outgoing)
 
     @app.agent(topic(names.items), name="items")
     async def items(stream_: Any) -> None:
-        async for event in stream_.events():
-            source = SourcePosition(event.message.partition, event.message.offset, names.items)
-            await send_all(processor.on_item(event.value, source))
+        async for events in stream_.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
+            batch = batch_of(events, names.items)
+            handled = await until_done(
+                lambda b=batch: serial(processor.handle_items, b), f"storing {len(batch)} items"
+            )
+            await send_all(handled.outgoing)
 
     @app.task
     async def republish_pending() -> None:
-        await send_all(processor.pending_outgoing())
+        pending = await until_done(
+            lambda: serial(processor.pending_outgoing), "listing unsent retrain requests"
+        )
+        await send_all(pending)
 
     app.lsat_send_all = send_all  # used by the web view and tests
+    app.lsat_serial = serial  # the processor's one thread (the web view calls through it)
     return app

@@ -17,18 +17,18 @@ lsat.stream.errors.InvalidEvent: bad_label: label must be 0 or 1, got 2
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from lsat.data.types import Interaction, Item
+from lsat.stream.dead_letter import DeadLetter
 from lsat.stream.errors import InvalidEvent
 
 __all__ = [
     "EARLIEST_TIMESTAMP_S",
+    "MAX_EVENT_KEY_CHARS",
     "MAX_FUTURE_S",
     "MAX_ID_CHARS",
     "MAX_TEXT_CHARS",
@@ -42,11 +42,17 @@ EARLIEST_TIMESTAMP_S = 631_152_000
 """1990-01-01T00:00:00Z: anything older is a unit or clock error."""
 MAX_FUTURE_S = 86_400
 """An event may be at most one day ahead of the receiver's clock (catches milliseconds)."""
-MAX_ID_CHARS = 256
+MAX_ID_CHARS = 255
+"""Longest id (the store's id columns hold 255 characters)."""
+MAX_EVENT_KEY_CHARS = 255
+"""Longest event key, explicit or derived as ``user:item:timestamp`` (the store's unique key)."""
 MAX_TEXT_CHARS = 4096
-_ID_FORBIDDEN = frozenset(":") | frozenset(chr(c) for c in range(32)) | {"\x7f"}
+_CONTROLS = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)])
+_ID_FORBIDDEN = frozenset(":") | _CONTROLS
+"""Not allowed in ids: the key separator and C0/C1 control characters (NUL, newline, …)."""
 
 REASON_CODES = (
+    "null_value",
     "not_bytes",
     "too_large",
     "not_utf8",
@@ -58,6 +64,8 @@ REASON_CODES = (
     "empty_id",
     "id_too_long",
     "bad_id_chars",
+    "invalid_unicode",
+    "bad_text_chars",
     "bad_event_id",
     "no_rating_or_label",
     "both_rating_and_label",
@@ -91,7 +99,28 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _decode_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
+def _valid_unicode(name: str, text: str) -> str:
+    """``text`` unless it holds a lone surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidEvent(
+            "invalid_unicode", f"{name} {_show(text)} has a lone surrogate at char {exc.start}"
+        ) from None
+    return text
+
+
+def _storable(name: str, text: str) -> str:
+    """``text`` unless a SQL store cannot hold it (a lone surrogate, a NUL character)."""
+    _valid_unicode(name, text)
+    if "\x00" in text:
+        raise InvalidEvent("bad_text_chars", f"{name} {_show(text)} contains NUL")
+    return text
+
+
+def _decode_object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
+    if raw is None:
+        raise InvalidEvent("null_value", "message has no value (a tombstone)")
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise InvalidEvent("not_bytes", f"payload must be bytes, got {type(raw).__name__}")
     if len(raw) > max_bytes:
@@ -107,6 +136,8 @@ def _decode_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
         raise InvalidEvent("not_json", f"{exc.msg} at char {exc.pos} of {_show(text)}") from None
     except RecursionError:
         raise InvalidEvent("not_json", f"nesting too deep in {_show(text)}") from None
+    except ValueError as exc:  # e.g. an integer literal beyond int's digit limit
+        raise InvalidEvent("not_json", f"{exc} in {_show(text)}") from None
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"payload must be a JSON object, got {_show(obj)}")
     return obj
@@ -114,6 +145,14 @@ def _decode_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite(value: int | float) -> bool:
+    """``math.isfinite`` that takes integers too large for a float (they count as infinite)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _identifier(obj: dict[str, Any], name: str) -> str:
@@ -124,13 +163,14 @@ def _identifier(obj: dict[str, Any], name: str) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise InvalidEvent("bad_id_type", f"{name} must be a string or integer, got {_show(value)}")
+    _valid_unicode(name, value)
+    if bad := _ID_FORBIDDEN.intersection(value):  # before strip(), which eats \x85, \x1c, …
+        raise InvalidEvent("bad_id_chars", f"{name} {_show(value)} contains {sorted(bad)}")
     value = value.strip()
     if not value:
         raise InvalidEvent("empty_id", f"{name} is empty: {_show(obj[name])}")
     if len(value) > MAX_ID_CHARS:
         raise InvalidEvent("id_too_long", f"{name} has {len(value)} chars, limit {MAX_ID_CHARS}")
-    if bad := _ID_FORBIDDEN.intersection(value):
-        raise InvalidEvent("bad_id_chars", f"{name} {_show(value)} contains {sorted(bad)}")
     return value
 
 
@@ -144,6 +184,9 @@ def _event_id(obj: dict[str, Any]) -> str:
         raise InvalidEvent(
             "bad_event_id", f"event_id must be a non-empty string ≤ {MAX_ID_CHARS}: {_show(value)}"
         )
+    _valid_unicode("event_id", value)
+    if bad := _CONTROLS.intersection(value):
+        raise InvalidEvent("bad_event_id", f"event_id {_show(value)} contains {sorted(bad)}")
     return value.strip()
 
 
@@ -153,8 +196,8 @@ def _timestamp(obj: dict[str, Any], now_s: float) -> int:
     value = obj["timestamp"]
     if not _is_number(value):
         raise InvalidEvent("bad_timestamp", f"timestamp must be unix seconds, got {_show(value)}")
-    if not math.isfinite(value):
-        raise InvalidEvent("timestamp_not_finite", f"timestamp is {value}")
+    if not _is_finite(value):
+        raise InvalidEvent("timestamp_not_finite", f"timestamp is {_show(value)}")
     if value < 0:
         raise InvalidEvent("timestamp_negative", f"timestamp is negative: {value}")
     if value < EARLIEST_TIMESTAMP_S:
@@ -182,8 +225,8 @@ def _label_and_rating(
     rating = obj["rating"]
     if not _is_number(rating):
         raise InvalidEvent("bad_rating", f"rating must be a number, got {_show(rating)}")
-    if not math.isfinite(rating):
-        raise InvalidEvent("rating_not_finite", f"rating is {rating}")
+    if not _is_finite(rating):
+        raise InvalidEvent("rating_not_finite", f"rating is {_show(rating)}")
     low, high = rating_range
     if not low <= rating <= high:
         raise InvalidEvent("rating_out_of_range", f"rating {rating} is outside [{low}, {high}]")
@@ -208,7 +251,14 @@ def parse_interaction(
     item_id = _identifier(obj, "item_id")
     label, rating = _label_and_rating(obj, rating_range, like_threshold)
     timestamp = _timestamp(obj, time.time() if now_s is None else now_s)
-    return Interaction(user_id, item_id, timestamp, label, rating, _event_id(obj))
+    interaction = Interaction(user_id, item_id, timestamp, label, rating, _event_id(obj))
+    if len(key := interaction.key()) > MAX_EVENT_KEY_CHARS:
+        raise InvalidEvent(
+            "id_too_long",
+            f"event key {_show(key)} has {len(key)} chars, limit {MAX_EVENT_KEY_CHARS}: "
+            "shorter ids or an explicit event_id",
+        )
+    return interaction
 
 
 def _extra_value(name: str, value: Any) -> str:
@@ -219,10 +269,10 @@ def _extra_value(name: str, value: Any) -> str:
     elif isinstance(value, list) and all(isinstance(v, str) for v in value):
         text = "|".join(value)
     else:
-        raise InvalidEvent("bad_field", f"field {name!r} must be text, number or list of text")
+        raise InvalidEvent("bad_field", f"field {_show(name)} must be text, number or list of text")
     if len(text) > MAX_TEXT_CHARS:
-        raise InvalidEvent("bad_field", f"field {name!r} has {len(text)} chars")
-    return text
+        raise InvalidEvent("bad_field", f"field {_show(name)} has {len(text)} chars")
+    return _storable(f"field {_show(name)}", text)
 
 
 def parse_item(raw: bytes, *, max_bytes: int = 16384) -> Item:
@@ -236,76 +286,12 @@ def parse_item(raw: bytes, *, max_bytes: int = 16384) -> Item:
     title = obj.get("title")
     if not isinstance(title, str) or not title.strip() or len(title) > MAX_TEXT_CHARS:
         raise InvalidEvent("bad_title", f"title must be non-empty text, got {_show(title)}")
-    extra = {
-        name: _extra_value(name, value)
-        for name, value in obj.items()
-        if name not in ("item_id", "title") and value is not None
-    }
+    _storable("title", title)
+    extra = {}
+    for name, value in obj.items():
+        if name in ("item_id", "title") or value is None:
+            continue
+        if len(_storable("field name", name)) > MAX_ID_CHARS:
+            raise InvalidEvent("bad_field", f"field name {_show(name)} has {len(name)} chars")
+        extra[name] = _extra_value(name, value)
     return Item(item_id, title.strip(), extra)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A rejected message with why and where it came from, for the ``*.dlq`` topic.
-
-    >>> dl = DeadLetter(b"\\xff", "not_utf8", "bad byte", "interactions", 0, 41, 1.5)
-    >>> DeadLetter.from_json(dl.to_json()) == dl
-    True
-    """
-
-    payload: bytes
-    reason_code: str
-    detail: str
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    time_s: float = 0.0
-
-    @classmethod
-    def from_error(
-        cls,
-        payload: bytes,
-        error: InvalidEvent,
-        *,
-        topic: str | None = None,
-        partition: int | None = None,
-        offset: int | None = None,
-        time_s: float | None = None,
-    ) -> DeadLetter:
-        """Build the record for ``payload`` rejected with ``error``."""
-        when = time.time() if time_s is None else time_s
-        return cls(bytes(payload), error.reason_code, error.detail, topic, partition, offset, when)
-
-    def to_json(self) -> bytes:
-        """UTF-8 JSON; the payload is kept as text when it decodes, else base64."""
-        try:
-            payload, encoding = self.payload.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            payload, encoding = base64.b64encode(self.payload).decode("ascii"), "base64"
-        record = {
-            "payload": payload,
-            "payload_encoding": encoding,
-            "reason_code": self.reason_code,
-            "detail": self.detail,
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "time_s": self.time_s,
-        }
-        return json.dumps(record, ensure_ascii=False).encode("utf-8")
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> DeadLetter:
-        """Inverse of :meth:`to_json`."""
-        rec = json.loads(raw)
-        text = rec["payload"]
-        payload = base64.b64decode(text) if rec["payload_encoding"] == "base64" else text.encode()
-        return cls(
-            payload,
-            rec["reason_code"],
-            rec["detail"],
-            rec["topic"],
-            rec["partition"],
-            rec["offset"],
-            rec["time_s"],
-        )

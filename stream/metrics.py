@@ -22,10 +22,19 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import MetricsHandler
 
-__all__ = ["EVENT_STATUSES", "MetricsServer", "MetricsSource", "StreamMetrics", "lag_messages"]
+__all__ = [
+    "EVENT_STATUSES",
+    "ITEM_STATUSES",
+    "MetricsServer",
+    "MetricsSource",
+    "StreamMetrics",
+    "lag_messages",
+]
 
 EVENT_STATUSES = ("ok", "dlq", "late", "duplicate")
 """Label values of ``lsat_stream_events_total{status=...}``."""
+ITEM_STATUSES = ("ok", "dlq", "duplicate")
+"""Label values of ``lsat_stream_catalogue_items_total{status=...}``."""
 
 
 def lag_messages(end_offset: int | None, position: int | None) -> int:
@@ -64,7 +73,21 @@ class StreamMetrics:
             "lsat_stream_samples_stored", "TALLRec samples written to the store.", registry=r
         )
         self.items = Counter(
-            "lsat_stream_catalogue_items", "Catalogue items received.", ["status"], registry=r
+            "lsat_stream_catalogue_items",
+            "Catalogue item messages handled, by outcome (ok, dlq, duplicate).",
+            ["status"],
+            registry=r,
+        )
+        self.store_failures = Counter(
+            "lsat_stream_store_failures",
+            "Store failures (database down, locked, unreachable); the batch is retried.",
+            registry=r,
+        )
+        self.partition_assignments = Counter(
+            "lsat_stream_partition_assignments",
+            "Partition assignments received (1 per rebalance; more than one means the worker "
+            "rejoined its group).",
+            registry=r,
         )
         self.window_fill = Gauge(
             "lsat_stream_window_fill_ratio",
@@ -109,6 +132,8 @@ class StreamMetrics:
         )
         for status in EVENT_STATUSES:
             self.events.labels(status=status)
+        for status in ITEM_STATUSES:
+            self.items.labels(status=status)
 
     def render(self) -> bytes:
         """The text exposition of this registry."""

@@ -1,21 +1,24 @@
 """Applies the pure pipeline's effects: sample store, dead letters, retrain requests, metrics.
 
-:class:`StreamProcessor` is what the faust agents call (synchronously, one event at a time). It
-validates a raw message (:mod:`lsat.stream.events`), runs
-:func:`lsat.stream.pipeline.process_interaction`,
-and commits the interaction, its sample, the windows it closed and the new pipeline state in one
-DB transaction (:meth:`SampleStore.commit_event`). Only then are messages returned to send, so a
-source offset is never committed before its DB write.
+:class:`StreamProcessor` is what the faust agents call (from a worker thread, one batch at a
+time). It validates raw messages (:mod:`lsat.stream.events`), runs
+:func:`lsat.stream.pipeline.process_interaction`, and commits the interactions, their samples,
+the windows they closed and the new pipeline state in one DB transaction. Only then are
+messages returned to send, so a source offset is never committed before its DB write.
 
-Within a batch, ids already in the store are found with one query first, so a re-delivered
-event never reaches the pipeline (history and detectors stay untouched).
+Per-record isolation: every consumed record ends as exactly one of stored, dead-lettered or
+counted duplicate (:class:`~lsat.stream.isolation.Handled` lists which). Bad data is rejected
+by validation inside the batch; anything else that fails a batch makes it run again record by
+record, and only the record that still fails alone is dead-lettered (``internal_error:<class>``).
+A store failure dead-letters nothing: :class:`~lsat.stream.isolation.StoreUnavailable` tells
+the caller to retry. A re-delivered event id with the same content is a duplicate; with other
+content it is dead-lettered as ``conflicting_duplicate`` with both payloads' sha256.
 
 Restart (crash-safe, chosen over faust changelog tables, which tansu never compacts): per-user
 history is rebuilt from the stored interactions and the window state from the stored pipeline
-state; closed windows whose retrain request was not confirmed sent are sent again. Re-delivered
-events are recognised by event id (history tracker first, the DB's unique key as the backstop)
-and change nothing. Drift detectors are saved with the window state, in the same transaction,
-and restored with it, so a restart does not move window boundaries.
+state; closed windows whose retrain request was not confirmed sent are sent again. Drift
+detectors are saved with the window state, in the same transaction, and restored with it, so a
+restart does not move window boundaries.
 """
 
 from __future__ import annotations
@@ -26,11 +29,25 @@ from collections.abc import Callable, Hashable, Sequence
 
 from lsat.core.settings import Settings
 from lsat.data.samples import HistoryTracker
-from lsat.data.types import HISTORY_LENGTH, Interaction
+from lsat.data.types import HISTORY_LENGTH, Interaction, Item
 from lsat.stream.app import Outgoing
+from lsat.stream.dead_letter import (
+    DLQ_PAYLOAD_BYTES,
+    DLQ_RECORD_BYTES,
+    internal_error_code,
+    sha256_hex,
+)
+from lsat.stream.dlq import DeadLetterWriter
 from lsat.stream.drift import LabelRateShift, MixShift
 from lsat.stream.errors import InvalidEvent
-from lsat.stream.events import DeadLetter, parse_interaction, parse_item
+from lsat.stream.events import parse_interaction, parse_item
+from lsat.stream.isolation import (
+    Handled,
+    IsolatedHandler,
+    Record,
+    conflict_detail,
+    content,
+)
 from lsat.stream.metrics import StreamMetrics
 from lsat.stream.pipeline import (
     Detectors,
@@ -40,17 +57,17 @@ from lsat.stream.pipeline import (
     process_interaction,
 )
 from lsat.stream.store import (
-    DeadLetterRecord,
     IngestItem,
     SampleStore,
     SourcePosition,
+    StoredEvent,
     StoreTransaction,
     WindowClosure,
 )
 from lsat.stream.triggers import RetrainRequest
 from lsat.stream.windows import WindowPolicy
 
-__all__ = ["PIPELINE_STATE", "StreamProcessor", "default_detectors", "window_policy"]
+__all__ = ["PIPELINE_STATE", "Record", "StreamProcessor", "default_detectors", "window_policy"]
 
 log = logging.getLogger(__name__)
 PIPELINE_STATE = "pipeline"
@@ -75,8 +92,12 @@ def default_detectors(settings: Settings) -> Detectors:
     return Detectors(labels=[LabelRateShift()], mix=[MixShift()])
 
 
-class StreamProcessor:
-    """Validate → pipeline step → one DB transaction → messages to send; exports metrics."""
+class StreamProcessor(IsolatedHandler):
+    """Validate → pipeline step → one DB transaction → messages to send; exports metrics.
+
+    ``dlq_payload_bytes`` / ``dlq_record_bytes`` bound each dead-letter record (see
+    :mod:`lsat.stream.dead_letter`); ``max_event_bytes`` is the largest valid message.
+    """
 
     def __init__(
         self,
@@ -85,6 +106,10 @@ class StreamProcessor:
         metrics: StreamMetrics | None = None,
         detectors: Detectors | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        max_event_bytes: int = 16_384,
+        dlq_payload_bytes: int = DLQ_PAYLOAD_BYTES,
+        dlq_record_bytes: int = DLQ_RECORD_BYTES,
     ) -> None:
         self.settings = settings
         self.topics = settings.kafka.topics
@@ -95,8 +120,13 @@ class StreamProcessor:
             self.metrics.drift_detections.labels(detector=detector.name)
         self.policy = window_policy(settings)
         self.clock = clock
+        self.max_event_bytes = max_event_bytes
+        self.dlq = DeadLetterWriter(
+            self.topics.dlq, max_payload_bytes=dlq_payload_bytes, max_record_bytes=dlq_record_bytes
+        )
         self.categories: dict[str, Hashable] = {}
         self.positions: dict[tuple[str, int], int] = {}
+        self._stale = False
         self._restore()
 
     def _restore(self) -> None:
@@ -122,88 +152,121 @@ class StreamProcessor:
 
     # --- interactions -------------------------------------------------------------------------
 
-    def on_interaction(self, raw: bytes, source: SourcePosition) -> list[Outgoing]:
+    def on_interaction(self, raw: bytes | None, source: SourcePosition) -> list[Outgoing]:
         """Handle one ``interactions`` message; returns what to send after the DB commit."""
-        return self.on_interactions([(raw, source)])
+        return self.handle_interactions([(raw, source)]).outgoing
 
-    def on_interactions(self, batch: Sequence[tuple[bytes, SourcePosition]]) -> list[Outgoing]:
-        """Handle messages in order, all in one DB transaction; what to send after commit.
+    def on_interactions(self, batch: Sequence[Record]) -> list[Outgoing]:
+        """:meth:`handle_interactions`, returning only the messages to send."""
+        return self.handle_interactions(batch).outgoing
 
-        If the transaction fails, the in-memory state is rebuilt from the store and the error
-        propagates (the messages were not acknowledged, so they will be delivered again).
+    def handle_interactions(self, batch: Sequence[Record]) -> Handled:
+        """Handle ``interactions`` messages in order: one outcome each, messages to send.
+
+        Raises :class:`StoreUnavailable` (nothing dead-lettered) when the store failed.
         """
         started = time.perf_counter()
-        state = self.state
-        results: list[StepResult] = []
-        letters: list[tuple[InvalidEvent, Outgoing]] = []
-        duplicates = 0
-        try:
-            with self.store.transaction() as tx:
-                parsed: list[tuple[Interaction | InvalidEvent, bytes, SourcePosition]] = []
-                for raw, source in batch:
-                    self._track_position(source)
-                    parsed.append((self._parse(raw), raw, source))
-                seen = tx.existing_event_ids(
-                    p.key() for p, _, _ in parsed if isinstance(p, Interaction)
-                )
-                items: list[IngestItem] = []
-                closures: list[WindowClosure] = []
-                for outcome, raw, source in parsed:
-                    if isinstance(outcome, InvalidEvent):
-                        letter = self._dead_letter(tx, raw, outcome, source)
-                        if letter is not None:
-                            letters.append((outcome, letter))
-                        continue
-                    if outcome.key() in seen:
-                        duplicates += 1
-                        continue
-                    seen.add(outcome.key())
-                    state, result = self._step(state, outcome)
-                    if result is None:
-                        duplicates += 1
-                        continue
-                    results.append(result)
-                    items.append(
-                        IngestItem(
-                            outcome,
-                            result.sample,
-                            window_id=result.window_id if result.sample is not None else None,
-                            late=result.late,
-                            source=source,
-                        )
-                    )
-                    closures.extend(_closures(result))
-                tx.add_events(items)
-                for closure in closures:
-                    tx.close_window(closure)
-                tx.put_state(PIPELINE_STATE, state.to_dict(self.detectors))
-        except Exception:
-            log.exception("store transaction failed; restoring state from the store")
-            self._restore()
-            raise
-        self.state = state
-        m = self.metrics
-        m.events.labels(status="duplicate").inc(duplicates)
-        for error, _ in letters:
-            m.events.labels(status="dlq").inc()
-            m.dead_letters.labels(reason=error.reason_code).inc()
-        for result in results:
-            self._export(result)
-        self._update_window_gauges()
+        handled = self._isolated(batch, self._interactions_once, "interactions")
         if batch:
             elapsed = time.perf_counter() - started
             for _ in batch:
-                m.processing_seconds.observe(elapsed / len(batch))
-        requests = [r for result in results for r in result.requests]
-        return [letter for _, letter in letters] + [self._request_message(r) for r in requests]
+                self.metrics.processing_seconds.observe(elapsed / len(batch))
+        return handled
 
-    def _parse(self, raw: bytes) -> Interaction | InvalidEvent:
+    def _interactions_once(self, batch: Sequence[Record]) -> Handled:
+        state = self.state
+        handled = Handled()
+        results: list[StepResult] = []
+        with self.store.transaction() as tx:
+            before = self.dlq.previous(tx, batch)
+            parsed: list[tuple[Interaction | InvalidEvent | str, bytes | None, SourcePosition]]
+            parsed = []
+            for raw, source in batch:
+                self._track_position(source)
+                again = before.get(_position(source))
+                parsed.append((self._parse(raw) if again is None else again, raw, source))
+            stored = tx.stored_events(p.key() for p, _, _ in parsed if isinstance(p, Interaction))
+            seen: dict[str, StoredEvent] = {}
+            items: list[IngestItem] = []
+            closures: list[WindowClosure] = []
+            for outcome, raw, source in parsed:
+                if isinstance(outcome, str):  # dead-lettered when first delivered
+                    self.dlq.again(handled, source, outcome)
+                    continue
+                if isinstance(outcome, InvalidEvent):
+                    code, detail = outcome.reason_code, outcome.detail
+                    self.dlq.add(tx, handled, raw, source, code, detail)
+                    continue
+                sha = sha256_hex(raw)
+                key = outcome.key()
+                earlier = seen.get(key) or stored.get(key)
+                if earlier is not None:
+                    self._repeated(tx, handled, earlier, outcome, raw, source, sha)
+                    continue
+                seen[key] = StoredEvent(outcome, source, sha)
+                state, result = self._step(state, outcome)
+                if result is None:
+                    handled.add(source, "duplicate")
+                    continue
+                results.append(result)
+                window_id = result.window_id if result.sample is not None else None
+                items.append(
+                    IngestItem(outcome, result.sample, window_id, result.late, source, sha)
+                )
+                closures.extend(_closures(result))
+                handled.add(source, "stored")
+            tx.add_events(items)
+            for closure in closures:
+                tx.close_window(closure)
+            tx.put_state(PIPELINE_STATE, state.to_dict(self.detectors))
+        self.state = state
+        self._count(handled, self.metrics.events)
+        try:
+            for result in results:
+                self._export(result)
+            self._update_window_gauges()
+        except Exception:
+            log.exception("exporting metrics failed")
+        handled.outgoing.extend(self._request_message(r) for x in results for r in x.requests)
+        return handled
+
+    def _repeated(
+        self,
+        tx: StoreTransaction,
+        handled: Handled,
+        earlier: StoredEvent,
+        event: Interaction,
+        raw: bytes | None,
+        source: SourcePosition,
+        sha: str,
+    ) -> None:
+        """An event id seen before: an exact duplicate, or a conflicting one (dead-lettered)."""
+        if content(earlier.interaction) == content(event):
+            handled.add(source, "duplicate")
+            return
+        context = {
+            "event_id": event.key(),
+            "stored_payload_sha256": earlier.payload_sha256 or "unknown",
+            "payload_sha256": sha,
+        }
+        if earlier.source is not None:
+            context["stored_offset"] = f"{earlier.source.partition}:{earlier.source.offset}"
+        detail = conflict_detail(earlier.interaction, event)
+        self.dlq.add(tx, handled, raw, source, "conflicting_duplicate", detail, context)
+
+    def _parse(self, raw: bytes | None) -> Interaction | InvalidEvent:
         try:
             return parse_interaction(
-                raw, now_s=self.clock(), like_threshold=self.settings.stream.like_threshold
+                raw,  # type: ignore[arg-type]  # None is rejected as null_value
+                max_bytes=self.max_event_bytes,
+                now_s=self.clock(),
+                like_threshold=self.settings.stream.like_threshold,
             )
         except InvalidEvent as error:
             return error
+        except Exception as error:  # a validation bug: this record only
+            log.exception("validating an interaction failed")
+            return InvalidEvent(internal_error_code(error), f"{type(error).__name__}: {error}")
 
     def _step(
         self, state: PipelineState, interaction: Interaction
@@ -267,6 +330,7 @@ class StreamProcessor:
 
     def close_now(self) -> list[Outgoing]:
         """Close the open window on a manual request; the retrain request to send (if any)."""
+        self._refresh()
         state, result = close_manually(self.state, now_s=self.clock())
         if not result.closed:
             return []
@@ -281,42 +345,51 @@ class StreamProcessor:
             self.metrics.window_closures.labels(trigger=closed.reason).inc()
         self._update_window_gauges()
 
-    # --- items and dead letters ---------------------------------------------------------------
+    # --- items --------------------------------------------------------------------------------
 
-    def on_item(self, raw: bytes, source: SourcePosition) -> list[Outgoing]:
+    def on_item(self, raw: bytes | None, source: SourcePosition) -> list[Outgoing]:
         """Handle one ``items`` message: upsert the catalogue entry (bad ones to the DLQ)."""
-        try:
-            item = parse_item(raw)
-        except InvalidEvent as error:
-            with self.store.transaction() as tx:
-                letter = self._dead_letter(tx, raw, error, source)
-            self.metrics.items.labels(status="dlq").inc()
-            return [letter] if letter is not None else []
-        self.store.upsert_item(item)
-        self._remember_category(item.item_id, item.extra.get("genres"))
-        self.metrics.items.labels(status="ok").inc()
-        return []
+        return self.handle_items([(raw, source)]).outgoing
+
+    def handle_items(self, batch: Sequence[Record]) -> Handled:
+        """Upsert ``items`` messages in one transaction (isolated like interactions): a valid
+        item is ``stored`` (the latest version wins), a bad one dead-lettered."""
+        return self._isolated(batch, self._items_once, "items")
+
+    def _items_once(self, batch: Sequence[Record]) -> Handled:
+        handled = Handled()
+        good: list[Item] = []
+        with self.store.transaction() as tx:
+            before = self.dlq.previous(tx, batch)
+            for raw, source in batch:
+                self._track_position(source)
+                again = before.get(_position(source))
+                if again is not None:
+                    self.dlq.again(handled, source, again)
+                    continue
+                try:
+                    item = parse_item(raw, max_bytes=self.max_event_bytes)  # type: ignore[arg-type]
+                except InvalidEvent as error:
+                    self.dlq.add(tx, handled, raw, source, error.reason_code, error.detail)
+                    continue
+                tx.upsert_item(item)
+                good.append(item)
+                handled.add(source, "stored")
+        for item in good:
+            self._remember_category(item.item_id, item.extra.get("genres"))
+        self._count(handled, self.metrics.items, stored_too=True)
+        return handled
 
     def _remember_category(self, item_id: str, genres: str | None) -> None:
         if genres:
             self.categories[item_id] = genres.split("|", 1)[0]
 
-    def _dead_letter(
-        self, tx: StoreTransaction, raw: bytes, error: InvalidEvent, source: SourcePosition
-    ) -> Outgoing | None:
-        """Record a rejected message; the DLQ message to send (None when re-delivered)."""
-        letter = DeadLetter.from_error(
-            raw, error, topic=source.topic, partition=source.partition, offset=source.offset
-        )
-        value = letter.to_json()
-        record = DeadLetterRecord(error.reason_code, error.detail, value.decode("utf-8"), source)
-        if not tx.add_dead_letter(record):
-            return None  # re-delivered: its DLQ message was produced the first time
-        key = f"{source.topic}:{source.partition}:{source.offset}".encode()
-        return Outgoing(self.topics.dlq, key, value)
-
     def _track_position(self, source: SourcePosition) -> None:
         self.positions[(source.topic or "", source.partition)] = source.offset + 1
+
+
+def _position(source: SourcePosition) -> tuple[str | None, int, int]:
+    return (source.topic, source.partition, source.offset)
 
 
 def _closures(result: StepResult) -> list[WindowClosure]:

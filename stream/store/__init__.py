@@ -8,6 +8,7 @@ from lsat.stream.store.records import (
     DeadLetterRecord,
     IngestItem,
     SourcePosition,
+    StoredEvent,
     StoredWindow,
     WindowClosure,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "SourcePosition",
     "StoreError",
     "StoreTransaction",
+    "StoredEvent",
     "StoredWindow",
     "WindowClosure",
 ]

@@ -57,6 +57,9 @@ class InteractionRow(Base):
     rating: Mapped[float | None] = mapped_column(Float)
     source_partition: Mapped[int | None] = mapped_column(Integer)
     source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    """sha256 of the message it came from (tells a conflicting duplicate's two payloads
+    apart); NULL for rows written before the column existed."""
     inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -98,7 +101,8 @@ class WindowRow(Base):
 
 
 class DeadLetterRow(Base):
-    """An optional copy of a message sent to the DLQ topic."""
+    """A copy of a message sent to the DLQ topic: ``payload`` is the bounded DLQ record (JSON),
+    sent again as it is when its source message is delivered again."""
 
     __tablename__ = "dead_letters"
     __table_args__ = (

@@ -12,6 +12,7 @@ __all__ = [
     "DeadLetterRecord",
     "IngestItem",
     "SourcePosition",
+    "StoredEvent",
     "StoredWindow",
     "WindowClosure",
     "WindowStatus",
@@ -67,10 +68,21 @@ class WindowClosure:
 
 @dataclass(frozen=True, slots=True)
 class IngestItem:
-    """One valid interaction to store, with its sample (``None`` when history was too short)."""
+    """One valid interaction to store, with its sample (``None`` when history was too short)
+    and the sha256 of the message it came from."""
 
     interaction: Interaction
     sample: Sample | None = None
     window_id: int | None = None
     late: bool = False
     source: SourcePosition | None = None
+    payload_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A stored interaction and the sha256 of its message (``None`` for old rows)."""
+
+    interaction: Interaction
+    source: SourcePosition | None = None
+    payload_sha256: str | None = None

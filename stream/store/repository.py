@@ -34,6 +34,7 @@ from lsat.stream.store.records import (
     StoredWindow,
     WindowClosure,
 )
+from lsat.stream.store.schema import add_missing_columns
 from lsat.stream.store.transaction import StoreTransaction
 
 __all__ = ["SampleStore"]
@@ -79,8 +80,9 @@ class SampleStore:
             self.create_schema()
 
     def create_schema(self) -> None:
-        """Create the tables that do not exist yet."""
+        """Create the tables that do not exist yet; add new nullable columns to old ones."""
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine, Base.metadata)
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -182,15 +184,8 @@ class SampleStore:
 
     def upsert_item(self, item: Item) -> None:
         """Insert or replace a catalogue entry."""
-        with self._sessions.begin() as session:
-            row = session.get(CatalogueItemRow, item.item_id)
-            if row is None:
-                session.add(
-                    CatalogueItemRow(item_id=item.item_id, title=item.title, extra=dict(item.extra))
-                )
-            else:
-                row.title, row.extra = item.title, dict(item.extra)
-                row.updated_at = datetime.now(UTC)
+        with self.transaction() as tx:
+            tx.upsert_item(item)
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -16,15 +16,23 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from lsat.data.types import Interaction, Item
 from lsat.stream.errors import StreamError
 from lsat.stream.store.models import (
+    CatalogueItemRow,
     DeadLetterRow,
     InteractionRow,
     SampleRow,
     StreamStateRow,
     WindowRow,
 )
-from lsat.stream.store.records import DeadLetterRecord, IngestItem, WindowClosure
+from lsat.stream.store.records import (
+    DeadLetterRecord,
+    IngestItem,
+    SourcePosition,
+    StoredEvent,
+    WindowClosure,
+)
 
 __all__ = ["StoreError", "StoreTransaction"]
 
@@ -56,6 +64,50 @@ class StoreTransaction:
                 )
             )
         return found
+
+    def stored_events(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+        """The stored interactions among ``event_ids``, by id (one query per 500 ids)."""
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, StoredEvent] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.session.execute(
+                select(
+                    InteractionRow.event_id,
+                    InteractionRow.user_id,
+                    InteractionRow.item_id,
+                    InteractionRow.timestamp,
+                    InteractionRow.label,
+                    InteractionRow.rating,
+                    InteractionRow.source_partition,
+                    InteractionRow.source_offset,
+                    InteractionRow.payload_sha256,
+                ).where(InteractionRow.event_id.in_(chunk))
+            )
+            for event_id, user, item, ts, label, rating, partition, offset, sha in rows:
+                it = Interaction(user, item, ts, label, rating, event_id)
+                where = None if partition is None or offset is None else (partition, offset)
+                found[event_id] = StoredEvent(it, where and SourcePosition(*where), sha)
+        return found
+
+    def dead_lettered(
+        self, topic: str | None, partition: int, offsets: Iterable[int]
+    ) -> dict[int, str]:
+        """Which of these source offsets were dead-lettered already: offset → stored DLQ record.
+
+        One range query over the unique (topic, partition, offset) index.
+        """
+        wanted = set(offsets)
+        if not wanted:
+            return {}
+        rows = self.session.execute(
+            select(DeadLetterRow.source_offset, DeadLetterRow.payload).where(
+                DeadLetterRow.source_topic == topic,
+                DeadLetterRow.source_partition == partition,
+                DeadLetterRow.source_offset.between(min(wanted), max(wanted)),
+            )
+        )
+        return {offset: payload for offset, payload in rows if offset in wanted}
 
     def commit_event(self, item: IngestItem, closures: tuple[WindowClosure, ...] = ()) -> bool:
         """Insert one interaction (with its sample, window count and closures) unless stored."""
@@ -92,6 +144,7 @@ class StoreTransaction:
                     "rating": it.rating,
                     "source_partition": partition,
                     "source_offset": offset,
+                    "payload_sha256": item.payload_sha256,
                     "inserted_at": now,
                 }
             )
@@ -195,3 +248,14 @@ class StoreTransaction:
             .returning(DeadLetterRow.id)
         )
         return result.scalar_one_or_none() is not None
+
+    def upsert_item(self, item: Item) -> None:
+        """Insert or replace a catalogue entry."""
+        row = self.session.get(CatalogueItemRow, item.item_id)
+        if row is None:
+            self.session.add(
+                CatalogueItemRow(item_id=item.item_id, title=item.title, extra=dict(item.extra))
+            )
+        else:
+            row.title, row.extra = item.title, dict(item.extra)
+            row.updated_at = datetime.now(UTC)

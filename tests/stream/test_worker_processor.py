@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from worker_cases import (
 
 from lsat.data.loaders import load_dataset
 from lsat.data.types import Interaction
+from lsat.stream.dead_letter import DLQ_PAYLOAD_BYTES
 from lsat.stream.events import DeadLetter
 from lsat.stream.processor import StreamProcessor
 from lsat.stream.store import SampleStore, SourcePosition
@@ -78,11 +80,20 @@ def test_malformed_events_become_dead_letters(tmp_path: Path) -> None:
     batch = [(raw, SourcePosition(0, n, "interactions")) for n, (_, raw) in enumerate(table)]
     out = processor.on_interactions(batch)
     letters = [DeadLetter.from_json(m.value) for m in out]
-    assert [(d.reason_code, d.offset, d.payload) for d in letters] == [
-        (code, n, raw) for n, (code, raw) in enumerate(table)
+    assert [(d.reason_code, d.offset, d.payload_size) for d in letters] == [
+        (code, n, len(raw)) for n, (code, raw) in enumerate(table)
     ]
+    for letter, (_, raw) in zip(letters, table, strict=True):  # kept whole, or a prefix
+        assert letter.payload == raw[: len(letter.payload or b"")]
+        assert letter.payload_sha256 == hashlib.sha256(raw).hexdigest()
+        assert letter.truncated == (len(raw) > DLQ_PAYLOAD_BYTES)
     assert store.count_interactions() == 0
-    assert processor.on_interactions(batch) == []  # re-delivered: DLQ'd once only
+    # re-delivered: no second row, the same records sent again, counted as duplicates
+    again = processor.handle_interactions(batch)
+    assert [m.value for m in again.outgoing] == [m.value for m in out]
+    assert {o.outcome for o in again.outcomes} == {"duplicate"}
+    assert processor.metrics.events.labels(status="duplicate")._value.get() == len(table)
+    assert processor.metrics.events.labels(status="dlq")._value.get() == len(table)
     assert [d.reason for d in store.dead_letters()] == [code for code, _ in table]
     assert json.loads(out[0].value)["topic"] == "interactions"
 
