@@ -34,15 +34,19 @@ def build_worker(
     store = store or SampleStore(settings.db_url)
     processor = StreamProcessor(settings, store, metrics)
     app = build_app(settings, processor)
-    send_all = app.lsat_send_all
+    send_all, serial = app.lsat_send_all, app.lsat_serial
     token = reveal(settings.admin_token)
+
+    @app.on_partitions_assigned.connect
+    async def count_assignment(_sender: Any, assigned: Any = None, **_: Any) -> None:
+        processor.metrics.partition_assignments.inc()
 
     @app.page(CLOSE_WINDOW_PATH)
     class CloseWindow(View):
         async def post(self, request: Request) -> Response:
             if token and request.headers.get("Authorization") != f"Bearer {token}":
                 return self.json({"error": "bad or missing admin token"}, status=401)
-            messages = processor.close_now()
+            messages = await serial(processor.close_now)
             await send_all(messages)
             closed = [json.loads(m.value)["window_id"] for m in messages]
             return self.json({"closed": closed, "open_window": processor.state.window.window_id})
