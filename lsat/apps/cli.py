@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "lsat.apps.trainer_command",
     "lsat.apps.orchestrator.up_cli",
     "lsat.apps.stream_commands",
+    "lsat.apps.produce_command",
 )
 
 
