@@ -168,7 +168,11 @@ def _columns(columns: Mapping[str, Any], names: Sequence[str]) -> np.ndarray:
         raise HybridError(f"missing features {missing}; have {sorted(columns)}")
     if not names:
         raise HybridError("a combiner needs at least one feature")
-    x = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
+    arrays = [np.asarray(columns[n], dtype=np.float64).reshape(-1) for n in names]
+    lengths = {n: len(a) for n, a in zip(names, arrays, strict=True)}
+    if len(set(lengths.values())) > 1:
+        raise HybridError(f"features differ in length: {lengths}")
+    x = np.column_stack(arrays)
     if not np.isfinite(x).all():
         bad = names[int(np.argmax(~np.isfinite(x).all(axis=0)))]
         raise HybridError(f"feature {bad!r} has non-finite values")

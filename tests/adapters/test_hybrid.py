@@ -89,6 +89,7 @@ def test_a_constant_feature_does_not_break_the_fit() -> None:
         ),
         ({"rate": np.zeros(10), "llm": np.zeros(10)}, np.ones(10), "each class"),
         ({"rate": np.zeros(10), "llm": np.zeros(10)}, np.full(10, 2), r"labels must be"),
+        ({"rate": np.zeros(10), "llm": np.zeros(9)}, np.ones(10), "differ in length"),
     ],
 )
 def test_bad_input_is_named(columns, labels, message) -> None:
