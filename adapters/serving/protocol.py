@@ -14,6 +14,7 @@ uvicorn's plain text.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import h11
@@ -25,10 +26,13 @@ __all__ = ["timed_h11_protocol"]
 
 
 def _raw_response(status: int, reason: str, message: str) -> bytes:
-    body = error_bytes(message)
+    """A complete JSON error answer written past h11 (the connection closes right after)."""
+    request_id = uuid.uuid4().hex
+    body = error_bytes(message, request_id)
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        f"content-length: {len(body)}\r\nx-request-id: {request_id}\r\n"
+        "connection: close\r\n\r\n"
     )
     return head.encode() + body
 

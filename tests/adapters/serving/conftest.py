@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -16,6 +17,9 @@ from lsat.adapters.lifecycle.artifacts import save_adapter
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore, open_registry
 from lsat.adapters.model.base_model import tiny_llama
 from lsat.core.settings import KafkaSettings, TopicNames
+
+if TYPE_CHECKING:
+    from lsat.adapters.serving import Scorer
 
 
 @pytest.fixture(scope="session")
@@ -66,22 +70,71 @@ def random_adapter_state(seed: int) -> tuple[dict[str, torch.Tensor], LoraConfig
     return {k: v.detach().clone() for k, v in state.items()}, config
 
 
+def save_and_register(
+    registry: RegistryStore, folder: Path, kind: str, seed: int, alpha: float | None = None
+) -> AdapterVersion:
+    """Save a random adapter under ``folder`` and register it (``alpha`` as its metric)."""
+    from lsat.adapters.lifecycle.artifacts import sha256_file
+
+    state, config = random_adapter_state(seed)
+    saved = save_adapter(
+        folder / f"{kind}-{seed}-{uuid.uuid4().hex[:6]}",
+        state,
+        config,
+        {"base_model": "tiny-llama", "kind": kind},
+    )
+    sha = sha256_file(saved / "adapter_model.safetensors")
+    metrics = {} if alpha is None else {"alpha": alpha}
+    return registry.register(kind, path=saved, sha256=sha, metrics=metrics, trigger="test")
+
+
 @pytest.fixture
 def register_adapter(registry: RegistryStore, tmp_path: Path) -> Callable[..., AdapterVersion]:
-    """``register_adapter(kind, seed, nan=False)`` saves a random adapter and registers it."""
+    """``register_adapter(kind, seed, alpha=None)`` saves a random adapter and registers it."""
 
     def make(kind: str, seed: int, *, alpha: float | None = None) -> AdapterVersion:
-        state, config = random_adapter_state(seed)
-        folder = save_adapter(
-            tmp_path / "artifacts" / f"{kind}-{seed}-{uuid.uuid4().hex[:6]}",
-            state,
-            config,
-            {"base_model": "tiny-llama", "kind": kind},
-        )
-        from lsat.adapters.lifecycle.artifacts import sha256_file
-
-        sha = sha256_file(folder / "adapter_model.safetensors")
-        metrics = {} if alpha is None else {"alpha": alpha}
-        return registry.register(kind, path=folder, sha256=sha, metrics=metrics, trigger="test")
+        return save_and_register(registry, tmp_path / "artifacts", kind, seed, alpha)
 
     return make
+
+
+def start_scorer(registry: RegistryStore, folder: Path, **kwargs: object) -> Scorer:
+    """A started scorer without a broker (``consume=False``) serving long v1 + short v1
+    (α 0.7) on the tiny Llama, on a free port."""
+    from lsat.adapters.model.recommender import LoraRecommender
+    from lsat.adapters.serving import Scorer
+    from lsat.core.settings import Settings
+
+    if registry.resolve("serving-long") is None:
+        long1 = save_and_register(registry, folder, "long", 1)
+        short1 = save_and_register(registry, folder, "short", 2, alpha=0.7)
+        registry.set_alias("serving-long", "long", long1.version, reason="test", actor="test")
+        registry.set_alias("serving-short", "short", short1.version, reason="test", actor="test")
+    titles = {str(i): f"Film {i}" for i in range(40)}
+    recommender = LoraRecommender(
+        tiny_llama(0, hidden_size=128, num_layers=4), titles, progress=False
+    )
+    settings = Settings(admin_token="s3cret-token")
+    scorer = Scorer(recommender, registry, settings, port=0, consume=False, **kwargs)
+    return scorer.start()
+
+
+@pytest.fixture(scope="session")
+def scorer_starter() -> Callable[..., Scorer]:
+    """:func:`start_scorer`, for fixtures of any scope."""
+    return start_scorer
+
+
+@pytest.fixture
+def make_scorer(registry: RegistryStore, tmp_path: Path) -> Iterator[Callable[..., Scorer]]:
+    """``make_scorer(**scorer_kwargs)``: :func:`start_scorer` on this test's registry; stopped
+    at the end."""
+    started: list[Scorer] = []
+
+    def make(**kwargs: object) -> Scorer:
+        started.append(start_scorer(registry, tmp_path / "artifacts", **kwargs))
+        return started[-1]
+
+    yield make
+    for scorer in started:
+        scorer.stop()

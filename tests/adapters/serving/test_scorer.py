@@ -242,3 +242,21 @@ def test_recommend_ranks_by_combined_score_and_cold_items_score_by_id(scorer: Sc
     expected = sorted(candidates, key=lambda i: -scored[i])[:3]
     assert [e["item_id"] for e in ranked["items"]] == expected
     assert call(f"{scorer.url}/healthz")[1] == {"status": "ok", "serving": True}
+
+
+def test_health_and_readiness_fail_when_the_versions_consumer_dies(scorer: Scorer) -> None:
+    assert call(f"{scorer.url}/healthz") == (200, {"status": "ok", "serving": True})
+    status, ready = call(f"{scorer.url}/readyz")
+    assert status == 200 and ready["checks"]["versions_consumer"] == "ok", ready
+    assert scorer.consumer is not None
+    scorer.consumer._consumer.close()  # type: ignore[union-attr]  # the client fails under it
+    assert wait_for(lambda: not scorer.consumer.alive)  # type: ignore[union-attr]
+    assert scorer.consumer.error is not None and "closed" in scorer.consumer.error
+    status, health = call(f"{scorer.url}/healthz")
+    assert status == 503 and health["status"] == "failing" and health["serving"] is True
+    assert "adapter.versions consumer" in health["reason"]
+    status, ready = call(f"{scorer.url}/readyz")
+    assert status == 503 and ready["status"] == "not ready"
+    assert ready["checks"] == {"adapters": "ok", "versions_consumer": "dead", "store": "ok"}
+    assert "lsat_versions_consumer_up 0.0" in call(f"{scorer.url}/metrics")[1]
+    assert score(scorer, ["1"])["versions"] == {"long": 1, "short": 1}  # still answers

@@ -60,3 +60,36 @@ def test_key_identifies_published_content(a: tuple, b: tuple, same: bool) -> Non
     first = LoadedSet({"short": "n1"}, a[0], a[2], shas=a[1])
     second = LoadedSet({"short": "n2"}, b[0], b[2], shas=b[1])
     assert (first.key() == second.key()) is same
+
+
+def test_a_name_shared_with_a_held_set_outlives_the_set_that_retired_it() -> None:
+    state = ServingState()
+    freed: list[str] = []
+    a = LoadedSet({"long": "L1", "short": "S1"}, {"long": 1, "short": 1}, 0.5)
+    b = LoadedSet({"long": "L1", "short": "S2"}, {"long": 1, "short": 2}, 0.5)
+    c = LoadedSet({"long": "L2", "short": "S2"}, {"long": 2, "short": 2}, 0.5)
+    state.swap(a)
+    with state.acquire():  # a request holds A (L1, S1) throughout
+        state.swap(b)
+        assert state.retire(["S1"], freed.extend) == 1
+        state.swap(c)
+        assert state.retire(["L1"], freed.extend) == 2  # B is idle, but A still uses L1
+        assert freed == [] and state.pending_free() == ("S1", "L1")
+    assert sorted(freed) == ["L1", "S1"] and state.pending_free() == ()
+
+
+def test_idle_retired_names_are_freed_at_once_and_a_failing_free_is_contained() -> None:
+    state = ServingState()
+    state.swap(_set(1))
+    state.swap(_set(2))
+    freed: list[str] = []
+    assert state.retire(["short-1"], freed.extend) == 0 and freed == ["short-1"]
+
+    def broken(names: list[str]) -> None:
+        raise RuntimeError(f"cannot free {names}")
+
+    state.swap(_set(3))
+    with state.acquire():
+        state.swap(_set(4))
+        state.retire(["short-3"], broken)
+    assert state.pending_free() == ()  # the request ended normally; the failure was logged
