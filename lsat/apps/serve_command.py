@@ -1,7 +1,9 @@
 """``lsat serve``: the hot-swapping scorer (HTTP on ``bind_host``, adapters from the registry).
 
 On start it loads what the registry's ``serving-*`` aliases name, then follows
-``adapter.versions`` and swaps without a restart.
+``adapter.versions`` and swaps without a restart. The API runs on uvicorn with the limits below
+(defaults in :class:`~lsat.adapters.serving.ServerLimits`); ``GET /openapi.json`` describes it,
+``/healthz`` and ``/readyz`` are for supervisors and load balancers.
 """
 
 from __future__ import annotations
@@ -9,10 +11,32 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from lsat.core.settings import Settings
 
+if TYPE_CHECKING:
+    from lsat.adapters.serving import ServerLimits
+
 __all__ = ["register"]
+
+
+def _limits(args: argparse.Namespace) -> ServerLimits:
+    from lsat.adapters.serving import ServerLimits
+
+    chosen = {
+        name: getattr(args, name)
+        for name in (
+            "max_body_bytes",
+            "request_timeout_s",
+            "keep_alive_s",
+            "max_concurrency",
+            "max_queue",
+            "max_candidates",
+        )
+        if getattr(args, name) is not None
+    }
+    return ServerLimits(**chosen)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -24,6 +48,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = resolve_kafka(settings)
     port = settings.scorer.port if args.port is None else args.port
+    limits = _limits(args)
     base = load_base_model(settings.base_model, cache_dir=settings.cache_dir)
     history = StoreHistory(settings.db_url)
     recommender = LoraRecommender(base, history.titles(), progress=False)
@@ -31,7 +56,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    with Scorer(recommender, registry, settings, history_source=history, port=port) as scorer:
+    scorer = Scorer(
+        recommender, registry, settings, history_source=history, port=port, host=args.host,
+        limits=limits,
+    )  # fmt: skip
+    with scorer:
         print(f"scorer on {scorer.url} (Ctrl-C to stop)", flush=True)
         done.wait()
     registry.close()
@@ -44,4 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="run the hot-swapping scorer API", description=__doc__
     )
     parser.add_argument("--port", type=int, help="HTTP port (default: LSAT_SCORER_PORT, else 8080)")
+    parser.add_argument("--host", help="address to bind (default: LSAT_BIND_HOST, else 127.0.0.1)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-concurrency", type=int, help="scoring calls at once (4)")
+    limits.add_argument("--max-queue", type=int, help="calls waiting beyond those; 503 after (16)")
+    limits.add_argument(
+        "--request-timeout-s", type=float, help="to send headers, then body; queue wait (30)"
+    )
+    limits.add_argument("--keep-alive-s", type=float, help="idle kept-alive connection (5)")
+    limits.add_argument("--max-body-bytes", type=int, help="largest request body (1 MiB)")
+    limits.add_argument("--max-candidates", type=int, help="items per request (1000)")
     parser.set_defaults(func=_serve)
