@@ -1,8 +1,8 @@
 """Run the stream worker: sample store + processor + faust app + ``/metrics`` server.
 
 ``run_worker(settings)`` blocks until SIGINT/SIGTERM. A manual window close is a ``POST`` to
-``http://127.0.0.1:<worker_web_port>/lsat/windows/close`` (``Authorization: Bearer <admin
-token>`` when one is configured); ``lsat retrain --now`` does that for you.
+``http://127.0.0.1:<worker_web_port>/lsat/windows/close`` with ``Authorization: Bearer <admin
+token>`` (refused when no token is configured); ``lsat retrain --now`` does that for you.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from lsat.core.settings import Settings, reveal
+from lsat.core.admin import AdminDenied, check_bearer
+from lsat.core.settings import Settings
 from lsat.stream.app import build_app
+from lsat.stream.close_window import CLOSE_WINDOW_PATH
 from lsat.stream.metrics import MetricsServer, StreamMetrics, lag_messages
 from lsat.stream.processor import StreamProcessor
 from lsat.stream.store import SampleStore
@@ -23,7 +25,6 @@ from lsat.stream.store import SampleStore
 __all__ = ["CLOSE_WINDOW_PATH", "LAG_INTERVAL_S", "build_worker", "run_worker"]
 
 log = logging.getLogger(__name__)
-CLOSE_WINDOW_PATH = "/lsat/windows/close"
 LAG_INTERVAL_S = 2.0
 
 
@@ -35,7 +36,7 @@ def build_worker(
     processor = StreamProcessor(settings, store, metrics)
     app = build_app(settings, processor)
     send_all, serial = app.lsat_send_all, app.lsat_serial
-    token = reveal(settings.admin_token)
+    token = settings.admin_token
 
     @app.on_partitions_assigned.connect
     async def count_assignment(_sender: Any, assigned: Any = None, **_: Any) -> None:
@@ -44,8 +45,10 @@ def build_worker(
     @app.page(CLOSE_WINDOW_PATH)
     class CloseWindow(View):
         async def post(self, request: Request) -> Response:
-            if token and request.headers.get("Authorization") != f"Bearer {token}":
-                return self.json({"error": "bad or missing admin token"}, status=401)
+            try:
+                check_bearer(token, request.headers.get("Authorization"), "closing a window")
+            except AdminDenied as denied:
+                return self.json({"error": str(denied)}, status=denied.status)
             messages = await serial(processor.close_now)
             await send_all(messages)
             closed = [json.loads(m.value)["window_id"] for m in messages]

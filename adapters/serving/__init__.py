@@ -13,8 +13,9 @@ verify → swap → retire old, and the ``adapter.versions`` consumer),
 :mod:`~lsat.adapters.serving.server` (assembly, uvicorn in a thread),
 :mod:`~lsat.adapters.serving.metrics` (Prometheus).
 
-Errors: :class:`ServingError` ← :class:`BadRequest`, :class:`TooLarge`, :class:`AdminDenied`,
-:class:`AdapterRefused`, :class:`NothingServing`, :class:`Overloaded`.
+Errors: :class:`ServingError` ← :class:`BadRequest`, :class:`TooLarge`, :class:`AdapterRefused`,
+:class:`NothingServing`, :class:`Overloaded`; a refused admin action raises
+:class:`~lsat.core.admin.AdminDenied` (the project's one token check).
 """
 
 from lsat.adapters.serving.admin import AdminActions, AdminDenied, KafkaPublisher, check_bearer

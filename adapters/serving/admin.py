@@ -1,24 +1,11 @@
-"""Admin actions of the scorer: bearer-token check, promote / rollback through the registry
-(then publish the whole new serving set), and a manual retrain request to the stream worker.
-
->>> check_bearer("s3cret", "Bearer s3cret")
->>> check_bearer("s3cret", None)
-Traceback (most recent call last):
-...
-lsat.adapters.serving.admin.AdminDenied: admin action needs "Authorization: Bearer <token>"
->>> try:
-...     check_bearer("s3cret", "Bearer guess")
-... except AdminDenied as denied:
-...     denied.status
-403
+"""Admin actions of the scorer: promote / rollback through the registry (then publish the whole
+new serving set), and a manual retrain request to the stream worker. The token check is the
+project's one (:func:`lsat.core.admin.check_bearer`, re-exported here).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +13,8 @@ from lsat.adapters.lifecycle.publication import ServingSet, current_serving_set
 from lsat.adapters.lifecycle.registry import RegistryStore
 from lsat.adapters.serving.api import PromoteRequest, RollbackRequest
 from lsat.adapters.serving.state import ServingError
-from lsat.core.settings import KafkaSettings, Settings, reveal
+from lsat.core.admin import AdminDenied, check_bearer
+from lsat.core.settings import KafkaSettings, Settings
 
 __all__ = [
     "AdminActions",
@@ -37,28 +25,6 @@ __all__ = [
 ]
 
 Publisher = Callable[[ServingSet], None]
-
-
-class AdminDenied(ServingError):
-    """A missing (401) or wrong (403) admin token, or admin actions disabled (403)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def check_bearer(expected: str | None, authorization: str | None) -> None:
-    """Accept ``Authorization: Bearer <expected>``; constant-time comparison.
-
-    Without a configured token admin actions are disabled (403), never open.
-    """
-    if not expected:
-        raise AdminDenied("admin actions are disabled: set LSAT_ADMIN_TOKEN on the scorer", 403)
-    if not authorization or not authorization.startswith("Bearer "):
-        raise AdminDenied('admin action needs "Authorization: Bearer <token>"', 401)
-    given = authorization[len("Bearer ") :].strip()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise AdminDenied("admin token rejected", 403)
 
 
 class KafkaPublisher:
@@ -83,22 +49,15 @@ class KafkaPublisher:
 def request_manual_retrain(settings: Settings, timeout_s: float = 30.0) -> dict[str, Any]:
     """Ask the stream worker to close its open window and publish a manual RetrainRequest.
 
-    The same call as ``lsat retrain --now``: POST to the worker's close-window endpoint.
+    The same call as ``lsat retrain --now`` (:func:`lsat.stream.close_window.request_close_window`,
+    which dials ``LSAT_WORKER_URL``).
     """
-    from lsat.stream.worker import CLOSE_WINDOW_PATH
+    from lsat.stream.close_window import CloseWindowFailed, request_close_window
 
-    url = f"http://{settings.bind_host}:{settings.stream.worker_web_port}{CLOSE_WINDOW_PATH}"
-    request = urllib.request.Request(url, data=b"{}", method="POST")
-    if settings.admin_token:
-        request.add_header("Authorization", f"Bearer {reveal(settings.admin_token)}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        raise ServingError(f"worker at {url} refused ({exc.code}): {detail}") from None
-    except urllib.error.URLError as exc:
-        raise ServingError(f"no worker answering at {url}: {exc.reason}") from None
+        return request_close_window(settings, timeout_s=timeout_s)
+    except CloseWindowFailed as exc:
+        raise ServingError(str(exc)) from None
 
 
 class AdminActions:

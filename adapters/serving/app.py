@@ -301,7 +301,7 @@ def _add_error_handlers(app: FastAPI, parts: AppParts) -> None:
 
     app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
-    for kind in (ServingError, RegistryError):
+    for kind in (ServingError, RegistryError, AdminDenied):
         app.add_exception_handler(kind, serving_error)
     app.add_exception_handler(Exception, unexpected)
 

@@ -8,20 +8,21 @@ Examples::
     lsat adapters promote short 7 --reason "AUC 0.74 on window 31" [--alias serving-short]
     lsat adapters rollback serving-short --reason "regression on window 32"
 
-``promote`` and ``rollback`` are admin actions: when ``LSAT_ADMIN_TOKEN`` is set they need
-``--token`` (or ``LSAT_CLIENT_TOKEN``) to match it.
+``promote`` and ``rollback`` are admin actions: the token given (``--token``, else
+``LSAT_CLIENT_TOKEN``, else ``LSAT_ADMIN_TOKEN``) must match ``LSAT_ADMIN_TOKEN``; refused when no
+admin token is configured.
 """
 
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lsat.core.settings import Settings, reveal
+from lsat.core.admin import AdminDenied, check_admin
+from lsat.core.settings import Settings
 
 if TYPE_CHECKING:  # keep ``lsat --help`` fast: SQLAlchemy/alembic load only when used
     from lsat.adapters.lifecycle.registry import (
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # keep ``lsat --help`` fast: SQLAlchemy/alembic load only whe
 __all__ = ["check_admin_token", "register"]
 
 Command = Callable[[argparse.Namespace, Settings], int]
+ADMIN_DENIED_CODE = "admin_token_invalid"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,32 +76,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_admin_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", required=True, help="why (kept in the alias history)")
     parser.add_argument("--actor", default=None, help="who (default: cli:<login name>)")
-    parser.add_argument("--token", default=None, help="admin token; env LSAT_CLIENT_TOKEN")
+    parser.add_argument(
+        "--token", default=None, help="admin token (default: LSAT_CLIENT_TOKEN, LSAT_ADMIN_TOKEN)"
+    )
 
 
 def check_admin_token(settings: Settings, given: str | None, action: str) -> None:
-    """Allow ``action`` when no admin token is configured or ``given`` matches it.
-
-    The comparison takes the same time wherever the strings differ (``hmac.compare_digest``).
+    """Allow ``action`` only when ``given`` is the configured admin token (the project's one
+    check, :func:`lsat.core.admin.check_admin`: refused when no token is configured).
 
     >>> check_admin_token(Settings(admin_token="s3cret"), "s3cret", "promote")
     >>> check_admin_token(Settings(admin_token="s3cret"), "guess", "promote")
     Traceback (most recent call last):
     ...
-    lsat.adapters.lifecycle.registry.errors.AdminTokenInvalid: promote is an admin action: a wrong \
-    token was given
+    lsat.core.admin.AdminDenied: promote: admin token rejected
     """
-    from lsat.adapters.lifecycle.registry import AdminTokenInvalid
-
-    expected = reveal(settings.admin_token)
-    if not expected:
-        return
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise AdminTokenInvalid(action=action, given=given is not None)
+    check_admin(settings.admin_token, given, action)
 
 
 def _guarded(command: Command) -> Command:
-    """Run ``command``; registry errors become one line on stderr and exit status 1."""
+    """Run ``command``; registry errors and refused admin actions become one line on stderr
+    and exit status 1."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         from lsat.adapters.lifecycle.registry import RegistryError
@@ -108,6 +105,9 @@ def _guarded(command: Command) -> Command:
             return command(args, settings)
         except RegistryError as exc:
             print(f"error [{exc.code}]: {exc}", file=sys.stderr)
+            return 1
+        except AdminDenied as exc:
+            print(f"error [{ADMIN_DENIED_CODE}]: {exc}", file=sys.stderr)
             return 1
 
     return run
@@ -192,7 +192,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    check_admin_token(settings, args.token or reveal(settings.client_token), "promote")
+    check_admin_token(settings, args.token or settings.presented_token, "promote")
     alias = args.alias or f"serving-{args.kind}"
     with _open(settings) as registry:
         change = registry.set_alias(
@@ -204,7 +204,7 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    check_admin_token(settings, args.token or reveal(settings.client_token), "rollback")
+    check_admin_token(settings, args.token or settings.presented_token, "rollback")
     with _open(settings) as registry:
         restored = registry.rollback(
             args.alias, reason=args.reason, actor=args.actor or _default_actor()

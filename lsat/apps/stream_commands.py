@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 
-from lsat.core.settings import Settings, reveal
+from lsat.core.settings import Settings
 
 __all__ = ["register", "resolve_kafka"]
 
@@ -129,24 +126,17 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from lsat.stream.worker import CLOSE_WINDOW_PATH
+    from lsat.stream.close_window import CloseWindowFailed, request_close_window
 
     if not args.now:
         print("nothing to do: pass --now to close the open window and request a retrain")
         return 2
-    port = args.web_port or settings.stream.worker_web_port
-    url = f"http://{settings.bind_host}:{port}{CLOSE_WINDOW_PATH}"
-    request = urllib.request.Request(url, data=b"{}", method="POST")
-    if settings.admin_token:
-        request.add_header("Authorization", f"Bearer {reveal(settings.admin_token)}")
+    base_url = args.worker_url or (args.web_port and f"http://127.0.0.1:{args.web_port}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        print(f"worker refused ({exc.code}): {exc.read().decode(errors='replace')}")
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"no worker answering at {url}: {exc.reason} (start `lsat worker` first)")
+        body = request_close_window(settings, base_url=base_url or None)
+    except CloseWindowFailed as exc:
+        hint = "" if exc.status else " (start `lsat worker` first)"
+        print(f"{exc}{hint}")
         return 1
     if body["closed"]:
         print(
@@ -218,9 +208,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "retrain",
         help="close the open window now and publish a manual retrain request",
-        description="Asks the running worker (127.0.0.1) to close its open window; uses the "
-        "admin token (LSAT_ADMIN_TOKEN) when one is set.",
+        description="Asks the running worker (LSAT_WORKER_URL, else 127.0.0.1 on "
+        "LSAT_WORKER_WEB_PORT) to close its open window; presents LSAT_CLIENT_TOKEN, else "
+        "LSAT_ADMIN_TOKEN (the worker refuses when it has no admin token).",
     )
     p.add_argument("--now", action="store_true", help="close the open window immediately")
-    p.add_argument("--web-port", type=int, help="the worker's web port")
+    p.add_argument("--worker-url", help="the worker's URL, e.g. http://worker:6066")
+    p.add_argument("--web-port", type=int, help="the worker's web port on 127.0.0.1")
     p.set_defaults(func=_retrain)

@@ -80,7 +80,8 @@ class KafkaSettings:
 
 @dataclass(frozen=True, config=_CONFIG)
 class StreamSettings:
-    """The stream worker: window policy, faust timings, local ports (bound to ``bind_host``)."""
+    """The stream worker: window policy, faust timings, local ports (bound to ``bind_host``),
+    and the URL its peers dial (``worker_url``)."""
 
     ENV_PREFIX: ClassVar[str] = "LSAT_STREAM_"
     window_max_samples: Annotated[Count, Env("LSAT_WINDOW_MAX_SAMPLES")] = 2000
@@ -93,6 +94,17 @@ class StreamSettings:
     heartbeat_interval_s: Annotated[Seconds, Env("LSAT_KAFKA_HEARTBEAT_INTERVAL_S")] = 1.0
     app_id: str = "lsat-stream"
     drift_detection: Annotated[bool, Env("LSAT_DRIFT_DETECTION")] = True
+    worker_url: Annotated[str | None, Env("LSAT_WORKER_URL")] = None
+
+    @property
+    def worker_base_url(self) -> str:
+        """Where peers reach the worker's web endpoint: ``worker_url`` (e.g. ``http://worker:6066``
+        in compose), else loopback on ``worker_web_port``; never the bind (listen) address.
+
+        >>> StreamSettings(worker_web_port=7000).worker_base_url
+        'http://127.0.0.1:7000'
+        """
+        return (self.worker_url or f"http://127.0.0.1:{self.worker_web_port}").rstrip("/")
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -168,6 +180,16 @@ class Settings:
     def db_url(self) -> str:
         """The SQLAlchemy URL: the configured one, or a SQLite file under ``home``."""
         return self.database_url or f"sqlite:///{(self.home / 'lsat.sqlite').resolve()}"
+
+    @property
+    def presented_token(self) -> str | None:
+        """The token this process presents to admin actions: ``client_token``, else
+        ``admin_token`` (an operator whose environment holds the admin token).
+
+        >>> Settings(admin_token="a").presented_token, Settings(client_token="c").presented_token
+        ('a', 'c')
+        """
+        return reveal(self.client_token) or reveal(self.admin_token)
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some top-level fields replaced (``None`` values are ignored)."""

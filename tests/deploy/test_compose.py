@@ -211,3 +211,11 @@ def test_env_example_lsat_variables_are_settings_or_build_args(compose: dict) ->
     }
     assert names - build_args <= set(variable_names()), names - build_args - set(variable_names())
     assert build_args.isdisjoint(variable_names())
+
+
+def test_peers_dial_the_worker_by_its_service_name(compose: dict) -> None:
+    env = compose["services"]["scorer"]["environment"]
+    stream = Settings.from_env({k: _compose_defaults(v) for k, v in env.items()}).stream
+    host, port = stream.worker_base_url.removeprefix("http://").split(":")
+    assert host in compose["services"] and host != env["LSAT_BIND_HOST"]
+    assert int(port) == stream.worker_web_port

@@ -159,3 +159,17 @@ def test_from_env_reads_only_the_given_mapping(monkeypatch: pytest.MonkeyPatch) 
     assert Settings.from_env({}).scorer.port == 8080
     assert Settings.from_env().scorer.port == 9001
     assert Settings().scorer.port == 8080  # the constructor never reads the environment
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, "http://127.0.0.1:6066"),
+        ({"LSAT_BIND_HOST": "0.0.0.0", "LSAT_WORKER_WEB_PORT": "7000"}, "http://127.0.0.1:7000"),
+        ({"LSAT_WORKER_URL": "http://worker:6066/"}, "http://worker:6066"),
+    ],
+)
+def test_peers_dial_the_configured_worker_url_never_the_bind_address(
+    env: dict[str, str], url: str
+) -> None:
+    assert Settings.from_env(env).stream.worker_base_url == url

@@ -31,7 +31,6 @@ from lsat.adapters.lifecycle.registry.entities import (
 from lsat.adapters.lifecycle.registry.errors import (
     AdapterVersionInUse,
     AdapterVersionNotFound,
-    AdminTokenInvalid,
     AliasNotFound,
     AliasUnchanged,
     InvalidRegistryValue,
@@ -54,7 +53,6 @@ __all__ = [
     "AdapterVersion",
     "AdapterVersionInUse",
     "AdapterVersionNotFound",
-    "AdminTokenInvalid",
     "AliasChange",
     "AliasNotFound",
     "AliasUnchanged",

@@ -10,8 +10,7 @@
     ├── NoPreviousTarget              code "no_previous_target"
     ├── VersionRejected               code "version_rejected"
     ├── AdapterVersionInUse           code "adapter_version_in_use"
-    ├── VersionAllocationFailed       code "version_allocation_failed"
-    └── AdminTokenInvalid             code "admin_token_invalid"
+    └── VersionAllocationFailed       code "version_allocation_failed"
 
 >>> err = AdapterVersionNotFound(kind="short", version=7)
 >>> err.code, err.key, str(err)
@@ -25,7 +24,6 @@ from typing import Any, ClassVar
 __all__ = [
     "AdapterVersionInUse",
     "AdapterVersionNotFound",
-    "AdminTokenInvalid",
     "AliasNotFound",
     "AliasUnchanged",
     "InvalidRegistryValue",
@@ -136,13 +134,3 @@ class VersionAllocationFailed(RegistryError):
             kind=kind,
             attempts=attempts,
         )
-
-
-class AdminTokenInvalid(RegistryError):
-    """An admin action was asked for without the right token."""
-
-    code = "admin_token_invalid"
-
-    def __init__(self, *, action: str, given: bool) -> None:
-        why = "a wrong token was given" if given else "no token was given (--token)"
-        super().__init__(f"{action} is an admin action: {why}", action=action)

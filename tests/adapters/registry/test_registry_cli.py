@@ -13,9 +13,11 @@ from lsat.apps.cli import main
 
 @pytest.fixture
 def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A SQLite registry with long/v1, short/v1, short/v2 and one evaluation; no tokens set."""
-    for name in ("LSAT_ADMIN_TOKEN", "LSAT_CLIENT_TOKEN", "LSAT_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+    """A SQLite registry with long/v1, short/v1, short/v2 and one evaluation; the operator's
+    environment holds the admin token and presents it (``LSAT_CLIENT_TOKEN``)."""
+    monkeypatch.delenv("LSAT_DATABASE_URL", raising=False)
+    for name in ("LSAT_ADMIN_TOKEN", "LSAT_CLIENT_TOKEN"):
+        monkeypatch.setenv(name, "operator-token")
     monkeypatch.setenv("COLUMNS", "160")
     db_url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
     with open_registry(db_url) as registry:
@@ -108,8 +110,9 @@ def test_promote_to_a_named_alias(url: str) -> None:
 @pytest.mark.parametrize(
     ("admin_token", "flag", "client_env", "allowed"),
     [
-        (None, None, None, True),
-        ("s3cret", None, None, False),
+        (None, None, None, False),  # no admin token configured: admin actions are disabled
+        (None, "s3cret", "s3cret", False),
+        ("s3cret", None, None, True),  # the operator's own LSAT_ADMIN_TOKEN is presented
         ("s3cret", "wrong", None, False),
         ("s3cret", "s3cre", None, False),
         ("s3cret", "s3cret", None, True),
@@ -117,7 +120,7 @@ def test_promote_to_a_named_alias(url: str) -> None:
         ("s3cret", "wrong", "s3cret", False),  # an explicit --token wins over the environment
     ],
 )
-def test_admin_actions_need_the_token_when_one_is_configured(
+def test_admin_actions_need_the_configured_token(
     url: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -126,6 +129,8 @@ def test_admin_actions_need_the_token_when_one_is_configured(
     client_env: str | None,
     allowed: bool,
 ) -> None:
+    for name in ("LSAT_ADMIN_TOKEN", "LSAT_CLIENT_TOKEN"):
+        monkeypatch.delenv(name)
     if admin_token:
         monkeypatch.setenv("LSAT_ADMIN_TOKEN", admin_token)
     if client_env:
