@@ -207,7 +207,7 @@ def process_interaction(
     fired: dict[str, float] = {}
     drift: dict[str, dict[str, float | bool]] = {}
     if sample is not None:
-        feeds = [(d, sample.label) for d in detectors.labels]
+        feeds: list[tuple[DriftDetector, Any]] = [(d, sample.label) for d in detectors.labels]
         if item_category is not None:
             feeds += [(d, item_category) for d in detectors.mix]
         for detector, x in feeds:
