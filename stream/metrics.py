@@ -130,6 +130,13 @@ class StreamMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self.event_loop_lag = Histogram(
+            "lsat_stream_event_loop_lag_seconds",
+            "How late the worker's event loop woke from a 0.25 s sleep (a stall near the Kafka "
+            "session timeout stops heartbeats).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
         for status in EVENT_STATUSES:
             self.events.labels(status=status)
         for status in ITEM_STATUSES:

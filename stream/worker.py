@@ -7,8 +7,10 @@ token>`` (refused when no token is configured); ``lsat retrain --now`` does that
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import faust
@@ -22,10 +24,18 @@ from lsat.stream.metrics import MetricsServer, StreamMetrics, lag_messages
 from lsat.stream.processor import StreamProcessor
 from lsat.stream.store import SampleStore
 
-__all__ = ["CLOSE_WINDOW_PATH", "LAG_INTERVAL_S", "build_worker", "run_worker"]
+__all__ = [
+    "CLOSE_WINDOW_PATH",
+    "LAG_INTERVAL_S",
+    "LOOP_PROBE_INTERVAL_S",
+    "build_worker",
+    "run_worker",
+]
 
 log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 2.0
+LOOP_PROBE_INTERVAL_S = 0.25
+"""How often the event loop's lag is sampled (``lsat_stream_event_loop_lag_seconds``)."""
 
 
 def build_worker(
@@ -37,6 +47,15 @@ def build_worker(
     app = build_app(settings, processor)
     send_all, serial = app.lsat_send_all, app.lsat_serial
     token = settings.admin_token
+
+    @app.task
+    async def probe_event_loop() -> None:
+        """How late a short sleep wakes up: the loop's stall, which heartbeats share."""
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
+            late = time.monotonic() - started - LOOP_PROBE_INTERVAL_S
+            processor.metrics.event_loop_lag.observe(max(0.0, late))
 
     @app.on_partitions_assigned.connect
     async def count_assignment(_sender: Any, assigned: Any = None, **_: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -20,16 +21,28 @@ from poison_cases import (
     ITEM_POISON,
     NOW_S,
     Case,
+    conflicting,
     event_json,
     expected_keys,
     fuzz_interactions,
     poison_interactions,
+    same_content,
     valid_events,
     valid_items,
 )
 from sqlalchemy import text
 from worker_cases import pure_reference, stored_samples, stream_settings
+from worker_process import (
+    counter,
+    private_broker,
+    produce,
+    running_worker,
+    scrape,
+    wait_for,
+    worker_env,
+)
 
+from lsat.stream.broker import free_port
 from lsat.stream.dead_letter import DLQ_RECORD_BYTES, DeadLetter
 from lsat.stream.isolation import Handled, StoreUnavailable
 from lsat.stream.processor import StreamProcessor
@@ -277,3 +290,104 @@ def test_items_poison_is_dead_lettered_and_the_catalogue_keeps_the_rest(
     check_every_offset(cases, handled, processor, items=True)
     assert sorted(store.catalogue()) == [f"c{k}" for k in range(6)]
     assert processor.categories["c3"] == "Drama"
+
+
+# --- the real worker on the real broker ----------------------------------------------------------
+
+
+def keyed(cases: list[Case]) -> list[Case]:
+    """Valid events and their repeats keyed by user id (as producers do)."""
+    out = []
+    for case in cases:
+        if case.expect in ("stored", "duplicate", "conflicting_duplicate"):
+            user = json.loads(case.raw or b"{}")["user_id"]
+            case = Case(case.raw, str(user).encode(), case.expect, case.kind)
+        out.append(case)
+    return out
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_real_worker_survives_poison_on_both_topics(tmp_path: Path, consume) -> None:
+    rng = random.Random(11)
+    valid = [Case(raw, None, "stored") for raw in valid_events(rng, 120)]
+    repeats = [
+        Case(valid[3].raw, None, "duplicate"),
+        Case(same_content(valid[4].raw or b""), None, "duplicate"),
+        Case(conflicting(valid[5].raw or b""), None, "conflicting_duplicate"),
+        Case(conflicting(valid[70].raw or b""), None, "conflicting_duplicate"),
+    ]
+    interactions = keyed([*valid[:60], *poison_interactions(5), *valid[60:], *repeats])
+    items = [*valid_items(6)[:2], *ITEM_POISON, *valid_items(6)[2:]]
+    last = Case(event_json("late-user", "i1", 880_000_000, 5), b"late-user", "stored")
+    db_url = f"sqlite:///{tmp_path / 'lsat.sqlite'}"
+    metrics_port = free_port()
+    with private_broker(tmp_path) as kafka:
+        sent = {
+            topic: produce(kafka, [(topic, c.key, c.raw) for c in cases])
+            for topic, cases in (("interactions", interactions), ("items", items))
+        }
+        assert sent == {"interactions": list(range(len(interactions))), "items": list(range(9 + 6))}
+        env = worker_env(tmp_path, kafka, db_url, metrics_port, LSAT_WINDOW_MAX_SAMPLES="50")
+        with running_worker(env, tmp_path / "worker.log") as worker:
+
+            def handled(topic_cases: list[Case], metric: str) -> bool:
+                values = scrape(metrics_port)
+                statuses = ("ok", "late", "dlq", "duplicate")
+                total = sum(counter(values, metric, status=s) for s in statuses)
+                return total == len(topic_cases)
+
+            wait_for(
+                lambda: (
+                    handled(interactions, "lsat_stream_events_total")
+                    and handled(items, "lsat_stream_catalogue_items_total")
+                ),
+                120,
+                "every record handled",
+                worker,
+            )
+            produce(kafka, [("interactions", last.key, last.raw)])
+            store = SampleStore(db_url)
+            wait_for(lambda: "late-user:i1:880000000" in stored_offsets(store), 30, "alive", worker)
+            values = scrape(metrics_port)
+            assert worker.poll() is None
+        letters = consume(kafka, kafka.topics.dlq, 100, timeout_s=15)
+    interactions.append(last)
+    expected = {
+        (topic, n): outcome_of(case)[1]
+        for topic, cases in (("interactions", interactions), ("items", items))
+        for n, case in enumerate(cases)
+        if outcome_of(case)[0] == "dead_lettered"
+    }
+    got = {
+        (d.topic, d.offset): d.reason_code
+        for d in map(DeadLetter.from_json, (r.value for r in letters))
+    }
+    assert got == expected
+    assert len(letters) == len(expected)  # once each
+    assert max(len(r.value) for r in letters) <= DLQ_RECORD_BYTES < KAFKA_MAX_MESSAGE_BYTES
+    rows = {(d.source.topic, d.source.offset): d.reason for d in store.dead_letters()}
+    assert rows == expected
+    first = {}
+    for n, case in enumerate(interactions):
+        if case.expect == "stored":
+            first[expected_keys([case])[0].key()] = n
+    assert stored_offsets(store) == first
+    assert sorted(store.catalogue()) == [f"c{k}" for k in range(6)]
+    tally = Counter(outcome_of(c)[0] for c in interactions)
+    events = {s: counter(values, "lsat_stream_events_total", status=s) for s in
+              ("ok", "late", "dlq", "duplicate")}  # fmt: skip
+    assert events["ok"] + events["late"] == tally["stored"]
+    assert (events["dlq"], events["duplicate"]) == (tally["dead_lettered"], tally["duplicate"])
+    item_tally = Counter(outcome_of(c)[0] for c in items)
+    assert counter(values, "lsat_stream_catalogue_items_total", status="ok") == item_tally["stored"]
+    assert (
+        counter(values, "lsat_stream_catalogue_items_total", status="dlq")
+        == item_tally["dead_lettered"]
+    )
+    reasons = Counter(expected.values())
+    assert {
+        r: counter(values, "lsat_stream_dead_letters_total", reason=r) for r in reasons
+    } == reasons
+    assert counter(values, "lsat_stream_partition_assignments_total") == 1
+    store.close()
