@@ -3,24 +3,48 @@
 History for a user comes from the request or from the stream store (the last
 ``HISTORY_LENGTH`` interactions it holds); titles come from the store's catalogue, refreshed
 every few seconds (a cold item is scored by its id until the catalogue has a title).
+
+The model path: a request's candidates share the user's prompt prefix, so they are ranked with
+:meth:`~lsat.adapters.model.recommender.LoraRecommender.score_groups` (prefix encoded once,
+every serving adapter in one pass, bf16 where the hardware has it natively). Concurrent
+requests share forward passes: each request is a job for one worker thread in front of the
+model (:class:`~lsat.adapters.serving.batcher.MicroBatcher`: a short batching window, a bounded
+queue, :class:`~lsat.adapters.serving.state.Overloaded` when it is full).
+
+``/recommend`` without candidates ranks the store's most liked items among its last
+``recent_interactions`` interactions that the user has not interacted with
+(``recommend_candidates`` of them, default 100), a cheap SQL aggregate, re-ranked by the LLM.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from lsat.adapters.model.combine import ensemble
+from lsat.adapters.model.precision import resolve_bf16
 from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.scoring import model_device
 from lsat.adapters.serving.api import BadRequest
+from lsat.adapters.serving.batcher import MicroBatcher
 from lsat.adapters.serving.state import LoadedSet, ServingState
 from lsat.data.types import HISTORY_LENGTH, Sample
 
-__all__ = ["HistorySource", "ScoringService", "StoreHistory", "combined_scores"]
+__all__ = [
+    "KINDS",
+    "CandidateSource",
+    "HistorySource",
+    "ScoringService",
+    "StoreHistory",
+    "combined_scores",
+]
+
+KINDS = ("long", "short", "merged")
+"""Adapter kinds a serving set may hold, in the order they are reported."""
 
 
 class HistorySource(Protocol):
@@ -33,13 +57,26 @@ class HistorySource(Protocol):
         """item_id → title."""
 
 
-class StoreHistory:
-    """Reads history and titles from the stream :class:`~lsat.stream.store.SampleStore` database."""
+@runtime_checkable
+class CandidateSource(Protocol):
+    """Where ``/recommend`` finds candidates when the request names none."""
 
-    def __init__(self, url: str) -> None:
+    def candidates(self, user_id: str, count: int) -> list[str]:
+        """Up to ``count`` item ids worth ranking for ``user_id``, best guess first."""
+
+
+class StoreHistory:
+    """History, titles and default candidates from the stream store's database.
+
+    ``recent_interactions``: how many of the latest interactions (all users) the default
+    candidates are counted over.
+    """
+
+    def __init__(self, url: str, *, recent_interactions: int = 5000) -> None:
         from lsat.stream.store import SampleStore
 
         self.store = SampleStore(url, create=False)
+        self.recent_interactions = recent_interactions
 
     def history(self, user_id: str, length: int) -> tuple[tuple[str, int], ...]:
         """The user's last ``length`` stored interactions in arrival order."""
@@ -61,6 +98,31 @@ class StoreHistory:
         """The catalogue's titles."""
         return {item_id: item.title for item_id, item in self.store.catalogue().items()}
 
+    def candidates(self, user_id: str, count: int) -> list[str]:
+        """The most liked items of the recent interactions that ``user_id`` never touched
+        (ties: more interactions first, then item id)."""
+        from sqlalchemy import func, select
+
+        from lsat.stream.store.models import InteractionRow
+
+        recent = (
+            select(InteractionRow.item_id, InteractionRow.label)
+            .order_by(InteractionRow.id.desc())
+            .limit(self.recent_interactions)
+            .subquery()
+        )
+        seen = select(InteractionRow.item_id).where(InteractionRow.user_id == user_id)
+        likes = func.sum(recent.c.label)
+        query = (
+            select(recent.c.item_id)
+            .where(recent.c.item_id.not_in(seen))
+            .group_by(recent.c.item_id)
+            .order_by(likes.desc(), func.count().desc(), recent.c.item_id)
+            .limit(count)
+        )
+        with self.store.engine.connect() as conn:
+            return [str(item) for (item,) in conn.execute(query).all()]
+
 
 def combined_scores(scores: dict[str, np.ndarray], alpha: float) -> np.ndarray:
     """α·P_long + (1−α)·P_short when both serve, else the one that does (else merged).
@@ -78,28 +140,70 @@ def combined_scores(scores: dict[str, np.ndarray], alpha: float) -> np.ndarray:
     raise BadRequest("the serving set holds no adapter")
 
 
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """One request's samples, scored with the serving set it acquired."""
+
+    serving: LoadedSet
+    samples: list[Sample]
+
+
 class ScoringService:
-    """Answers score / recommend requests; each request uses exactly one :class:`LoadedSet`."""
+    """Answers score / recommend requests; each request uses exactly one :class:`LoadedSet`.
+
+    ``bf16``: ``None`` = bf16 when the model's device computes it natively (see
+    :mod:`lsat.adapters.model.precision`), else the given choice. ``batch_window_ms``,
+    ``queue_limit``, ``max_batch_items``, ``queue_timeout_s``: the micro-batcher's window,
+    bound on waiting requests (beyond: :class:`Overloaded`), items per forward, and longest wait.
+    ``recommend_candidates``: how many default candidates ``recommend`` ranks when given none;
+    ``candidate_source`` defaults to ``history_source`` when it can provide them.
+    """
 
     def __init__(
         self,
         recommender: LoraRecommender,
         state: ServingState,
-        model_lock: threading.RLock,
+        model_lock: Any,
         history_source: HistorySource | None = None,
         *,
         history_length: int = HISTORY_LENGTH,
         titles_refresh_s: float = 5.0,
+        bf16: bool | None = None,
+        batch_window_ms: float = 5.0,
+        queue_limit: int = 64,
+        max_batch_items: int = 256,
+        queue_timeout_s: float | None = 60.0,
+        recommend_candidates: int = 100,
+        candidate_source: CandidateSource | None = None,
     ) -> None:
+        if recommend_candidates < 1:
+            raise ValueError(f"recommend_candidates must be >= 1, got {recommend_candidates}")
         self.recommender = recommender
         self.state = state
         self.model_lock = model_lock
         self.history_source = history_source
         self.history_length = history_length
         self.titles_refresh_s = titles_refresh_s
+        self.bf16 = resolve_bf16(bf16, model_device(recommender.model))
+        self.recommend_candidates = recommend_candidates
+        if candidate_source is None and isinstance(history_source, CandidateSource):
+            candidate_source = history_source
+        self.candidate_source = candidate_source
         self._titles_at = 0.0
         self._titles = dict(recommender.titles)
         recommender.titles = self._titles
+        self.batcher: MicroBatcher[_Job, dict[str, np.ndarray]] = MicroBatcher(
+            self._run_batch,
+            window_ms=batch_window_ms,
+            queue_limit=queue_limit,
+            max_batch_items=max_batch_items,
+            timeout_s=queue_timeout_s,
+            size_of=lambda job: len(job.samples),
+        )
+
+    def close(self) -> None:
+        """Stop the batching worker (queued requests are still answered)."""
+        self.batcher.close()
 
     def _refresh_titles(self) -> None:
         if (
@@ -132,7 +236,11 @@ class ScoringService:
         history: Sequence[tuple[str, int]] | None = None,
     ) -> dict[str, Any]:
         """P(like) of each item per adapter kind and combined, with the versions used."""
-        pairs = self.user_history(user_id, history)
+        return self._score(user_id, list(item_ids), self.user_history(user_id, history))
+
+    def _score(
+        self, user_id: str, item_ids: list[str], pairs: tuple[tuple[str, int], ...]
+    ) -> dict[str, Any]:
         self._refresh_titles()
         samples = [
             Sample(
@@ -147,8 +255,10 @@ class ScoringService:
             for item_id in item_ids
         ]
         with self.state.acquire() as serving:
-            scores = self._score_with(serving, samples)
-            combined = combined_scores(scores, serving.alpha)
+            if not any(kind in serving.names for kind in KINDS):
+                raise BadRequest("the serving set holds no adapter")
+            scores = self.batcher.submit(_Job(serving, samples)) if samples else {}
+            combined = combined_scores(scores, serving.alpha) if samples else np.empty(0)
             described = serving.describe()
         items = []
         for index, item_id in enumerate(item_ids):
@@ -165,23 +275,52 @@ class ScoringService:
             "history_length": len(pairs),
         }
 
-    def _score_with(self, serving: LoadedSet, samples: list[Sample]) -> dict[str, np.ndarray]:
-        kinds = [kind for kind in ("long", "short", "merged") if kind in serving.names]
-        names = [serving.names[kind] for kind in kinds]
-        with self.model_lock:
-            by_name = self.recommender.score_many(names, samples)
-        return {kind: by_name[serving.names[kind]] for kind in kinds}
+    def _run_batch(self, jobs: list[_Job]) -> list[dict[str, np.ndarray]]:
+        """The batcher's worker: one ``score_groups`` call per serving set among ``jobs``."""
+        results: list[dict[str, np.ndarray]] = [{} for _ in jobs]
+        by_set: dict[int, list[int]] = {}
+        for index, job in enumerate(jobs):
+            by_set.setdefault(id(job.serving), []).append(index)
+        for indices in by_set.values():
+            serving = jobs[indices[0]].serving
+            kinds = [kind for kind in KINDS if kind in serving.names]
+            names = [serving.names[kind] for kind in kinds]
+            with self.model_lock:
+                scored = self.recommender.score_groups(
+                    names, [jobs[i].samples for i in indices], bf16=self.bf16
+                )
+            for index, by_name in zip(indices, scored, strict=True):
+                results[index] = {kind: by_name[serving.names[kind]] for kind in kinds}
+        return results
+
+    def default_candidates(self, user_id: str, pairs: Sequence[tuple[str, int]]) -> list[str]:
+        """``recommend_candidates`` items from the candidate source, minus the user's history."""
+        if self.candidate_source is None:
+            raise BadRequest("no candidates given and no store to pick them from; pass candidates")
+        seen = {item for item, _ in pairs}
+        found = self.candidate_source.candidates(user_id, self.recommend_candidates + len(seen))
+        picked = [item for item in dict.fromkeys(found) if item not in seen]
+        if not picked:
+            raise BadRequest(f"no candidates for user {user_id!r} in the store; pass candidates")
+        return picked[: self.recommend_candidates]
 
     def recommend(
         self,
         user_id: str,
-        candidates: Sequence[str],
+        candidates: Sequence[str] | None,
         k: int,
         history: Sequence[tuple[str, int]] | None = None,
     ) -> dict[str, Any]:
-        """The ``k`` candidates with the highest combined P(like), best first."""
+        """The ``k`` candidates with the highest combined P(like), best first.
+
+        ``candidates=None`` ranks :meth:`default_candidates` (the store's most liked recent
+        items the user has not interacted with).
+        """
+        pairs = self.user_history(user_id, history)
+        if candidates is None:
+            candidates = self.default_candidates(user_id, pairs)
         unique = list(dict.fromkeys(candidates))
-        scored = self.score(user_id, unique, history)
+        scored = self._score(user_id, unique, pairs)
         ranked = sorted(scored["items"], key=lambda e: (-e["p_combined"], e["item_id"]))
         return {
             "user_id": user_id,
