@@ -2,28 +2,19 @@
 
 A record on ``adapter.retrain`` that cannot be read (``null_value``, ``not_utf8``,
 ``not_json``, ``bad_retrain_request``) or whose job failed every attempt
-(``training_failed``, ``internal_error``) becomes one
-:class:`lsat.stream.events.DeadLetter` with the original payload, its reason and where it
-came from. Payloads above ``max_payload_bytes`` are cut, their original size and sha256 kept
-in the detail, so a dead letter always fits in a Kafka message.
+(``training_failed``; ``internal_error:<exception class>`` for anything else, as the stream
+worker writes it) becomes one bounded :class:`lsat.stream.dead_letter.DeadLetter`: payload
+prefix, original size and sha256, key, reason and where it came from.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from lsat.stream.errors import InvalidEvent
-from lsat.stream.events import DeadLetter
 from lsat.stream.triggers import RetrainRequest
 
-__all__ = [
-    "DEAD_LETTER_REASONS",
-    "MAX_DETAIL_CHARS",
-    "MAX_PAYLOAD_BYTES",
-    "dead_letter",
-    "parse_request",
-]
+__all__ = ["DEAD_LETTER_REASONS", "metric_reason", "parse_request"]
 
 DEAD_LETTER_REASONS = (
     "null_value",
@@ -33,10 +24,7 @@ DEAD_LETTER_REASONS = (
     "training_failed",
     "internal_error",
 )
-"""Every reason code the trainer dead-letters with (the metric's ``reason`` label values)."""
-
-MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_DETAIL_CHARS = 4000
+"""The ``reason`` label values of the trainer's dead-letter counter (see :func:`metric_reason`)."""
 
 
 def parse_request(value: bytes | None) -> RetrainRequest:
@@ -49,7 +37,7 @@ def parse_request(value: bytes | None) -> RetrainRequest:
     >>> parse_request(b"\\xff{")
     Traceback (most recent call last):
     ...
-    lsat.stream.errors.InvalidEvent: not_utf8: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte
+    lsat.stream.errors.InvalidEvent: not_utf8: payload is not UTF-8 ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)
     >>> parse_request(b"{oops")
     Traceback (most recent call last):
     ...
@@ -60,40 +48,20 @@ def parse_request(value: bytes | None) -> RetrainRequest:
     try:
         text = bytes(value).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidEvent("not_utf8", str(exc)) from None
+        raise InvalidEvent("not_utf8", f"payload is not UTF-8 ({exc})") from None
     try:
         json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer literal beyond the digit limit
         raise InvalidEvent("not_json", str(exc)) from None
     except RecursionError:
         raise InvalidEvent("not_json", "nesting too deep") from None
     return RetrainRequest.from_json(value)
 
 
-def dead_letter(
-    value: bytes | None,
-    reason: str,
-    detail: str,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-) -> DeadLetter:
-    """The dead letter for a record of ``topic``, its payload cut to ``max_payload_bytes``.
+def metric_reason(reason_code: str) -> str:
+    """The metric label of a reason code: ``internal_error:<class>`` counts as ``internal_error``.
 
-    >>> letter = dead_letter(b"x" * 10, "not_json", "bad", topic="t", partition=0, offset=5,
-    ...                      max_payload_bytes=4)
-    >>> letter.payload, letter.offset
-    (b'xxxx', 5)
-    >>> letter.detail[:55]
-    'bad; payload cut to 4 of 10 bytes, sha256 fc11d6f28e59d'
+    >>> metric_reason("internal_error:KeyError"), metric_reason("not_json")
+    ('internal_error', 'not_json')
     """
-    payload = b"" if value is None else bytes(value)
-    detail = detail[:MAX_DETAIL_CHARS]
-    if len(payload) > max_payload_bytes:
-        digest = hashlib.sha256(payload).hexdigest()
-        detail += f"; payload cut to {max_payload_bytes} of {len(payload)} bytes, sha256 {digest}"
-        payload = payload[:max_payload_bytes]
-    error = InvalidEvent(reason, detail)
-    return DeadLetter.from_error(payload, error, topic=topic, partition=partition, offset=offset)
+    return reason_code.split(":", 1)[0]

@@ -2,9 +2,9 @@
 
 :func:`attempt` runs a job up to ``policy.max_attempts`` times, waiting
 ``policy.delay_s(n)`` after the n-th failure; any :class:`Exception` counts as a failure (a
-:class:`TrainerChildFailed` as ``training_failed``, anything else as ``internal_error``). After
-the last failure it returns a :class:`GaveUp` for the caller to dead-letter, so one bad window
-never blocks the ones after it.
+:class:`TrainerChildFailed` as ``training_failed``, anything else as
+``internal_error:<class>``). After the last failure it returns a :class:`GaveUp` for the caller
+to dead-letter, so one bad window never blocks the ones after it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from lsat.adapters.trainer.errors import TrainerChildFailed, TrainerError
+from lsat.stream.dead_letter import internal_error_code
 
 __all__ = ["GaveUp", "RetryInterrupted", "RetryPolicy", "attempt", "failure_reason"]
 
@@ -73,14 +74,16 @@ class GaveUp:
 
 
 def failure_reason(exc: BaseException) -> tuple[str, str]:
-    """``(reason code, detail)`` for a failed job: ``training_failed`` or ``internal_error``.
+    """``(reason code, detail)`` of a failed job: ``training_failed`` when the training child
+    failed, else ``internal_error:<exception class>`` (the stream worker's code).
 
     >>> failure_reason(TrainerChildFailed("child pid 7 died"))
     ('training_failed', 'TrainerChildFailed: child pid 7 died')
     >>> failure_reason(KeyError("window"))
-    ('internal_error', "KeyError: 'window'")
+    ('internal_error:KeyError', "KeyError: 'window'")
     """
-    code = "training_failed" if isinstance(exc, TrainerChildFailed) else "internal_error"
+    failed_child = isinstance(exc, TrainerChildFailed)
+    code = "training_failed" if failed_child else internal_error_code(exc)
     return code, f"{type(exc).__name__}: {exc}"
 
 

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING
 from lsat.adapters.lifecycle.publication import ServingSet, current_serving_set
 from lsat.adapters.lifecycle.registry import RegistryStore, open_registry
 from lsat.adapters.trainer.child import train_in_child
-from lsat.adapters.trainer.dead_letters import dead_letter, parse_request
+from lsat.adapters.trainer.dead_letters import metric_reason, parse_request
 from lsat.adapters.trainer.helpers import RetrainOutcome, TrainFn
 from lsat.adapters.trainer.job import Retrainer, build_retrainer
 from lsat.adapters.trainer.metrics import TrainerMetrics
 from lsat.adapters.trainer.retry import GaveUp, RetryInterrupted, RetryPolicy, attempt
 from lsat.core.settings import Settings
+from lsat.stream.dead_letter import DeadLetter, internal_error_code
 from lsat.stream.errors import InvalidEvent
-from lsat.stream.events import DeadLetter
 from lsat.stream.kafka_client import kafka_python_kwargs
 from lsat.stream.store import SampleStore
 from lsat.stream.topics import retrain_dlq_topic
@@ -156,16 +156,14 @@ class _ConsumerLoop:
 
     def _process(self, record: ConsumerRecord) -> None:
         """Handle one record, or dead-letter it; raises only :class:`RetryInterrupted`."""
-        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         value = record.value
         try:
             request = parse_request(value)
         except InvalidEvent as exc:
-            self._dead_letter(record, dead_letter(value, exc.reason_code, exc.detail, **where))
+            self._dead_letter(record, exc.reason_code, exc.detail)
             return
         except Exception as exc:  # a parser bug must not stop the trainer either
-            detail = f"{type(exc).__name__}: {exc}"
-            self._dead_letter(record, dead_letter(value, "internal_error", detail, **where))
+            self._dead_letter(record, internal_error_code(exc), f"{type(exc).__name__}: {exc}")
             return
         what = f"window {request.window_id}"
         result = attempt(
@@ -173,17 +171,27 @@ class _ConsumerLoop:
         )
         if isinstance(result, GaveUp):
             detail = f"{what}: gave up after {result.attempts} attempts: {result.detail}"
-            self._dead_letter(record, dead_letter(value, result.reason, detail, **where))
+            self._dead_letter(record, result.reason, detail)
             return
         self.finished += 1
         if self.on_outcome is not None:
             self.on_outcome(result)
 
-    def _dead_letter(self, record: ConsumerRecord, letter: DeadLetter) -> None:
-        """Send ``letter`` (keyed like the record) and count it; a failed send raises."""
-        key = record.key
-        self.producer.send(self.dlq_topic, letter.to_json(), key=key).get(SEND_TIMEOUT_S)
-        self.retrainer.metrics.retrain_dead_lettered.labels(reason=letter.reason_code).inc()
+    def _dead_letter(self, record: ConsumerRecord, reason: str, detail: str) -> None:
+        """Send the record's bounded dead letter (keyed like it) and count it; a failed send
+        raises."""
+        letter = DeadLetter.build(
+            record.value,
+            reason,
+            detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+        )
+        self.producer.send(self.dlq_topic, letter.to_json(), key=letter.key).get(SEND_TIMEOUT_S)
+        label = metric_reason(letter.reason_code)
+        self.retrainer.metrics.retrain_dead_lettered.labels(reason=label).inc()
         log.error(
             "dead-lettered %s@%d to %s: %s: %s",
             letter.topic,
