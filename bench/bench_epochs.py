@@ -24,8 +24,8 @@ from bench_data import ROOT, cache_dir, fixed_split
 from lsat.adapters.experiment.baselines import HistoryLikeRate, LikeRateSum
 from lsat.adapters.model.base_model import load_base_model
 from lsat.adapters.model.recommender import LoraRecommender
-from lsat.adapters.model.training import TrainConfig, auc_or_nan, top_layers
-from lsat.core.evaluation import auc_standard_error
+from lsat.adapters.model.training import TrainConfig, top_layers
+from lsat.core.evaluation import auc, auc_standard_error
 
 CONFIGS = {
     "top4": ("top 4 layers + cache + bf16", 4),
@@ -71,11 +71,11 @@ def main() -> int:
         rec.delete_adapter("epochs")
 
     references = {
-        "base model, no adapter": auc_or_nan(
+        "base model, no adapter": auc(
             labels, LoraRecommender(base, titles, progress=False).score(None, test)
         ),
-        "history like-rate": auc_or_nan(labels, HistoryLikeRate().fit(train).predict_many(test)),
-        "user + item like-rate": auc_or_nan(labels, LikeRateSum().fit(train).predict_many(test)),
+        "history like-rate": auc(labels, HistoryLikeRate().fit(train).predict_many(test)),
+        "user + item like-rate": auc(labels, LikeRateSum().fit(train).predict_many(test)),
     }
     lines = [
         f"# Test AUC per epoch (SmolLM2-135M, {args.threads} threads)",

@@ -32,8 +32,8 @@ from lsat.adapters.model.forward import answer_token_ids
 from lsat.adapters.model.prompts import build_prompt
 from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.model.scoring import EncodedPrompts, score_prompts
-from lsat.adapters.model.training import TrainConfig, auc_or_nan, top_layers
-from lsat.core.evaluation import auc_standard_error
+from lsat.adapters.model.training import TrainConfig, top_layers
+from lsat.core.evaluation import auc, auc_standard_error
 
 
 def naive_scores(base, prompts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
@@ -57,7 +57,7 @@ def naive_scores(base, prompts: list[str], batch_size: int) -> tuple[np.ndarray,
 
 def auc_cell(labels: list[int], scores) -> str:
     """``AUC ± standard error`` for a table cell."""
-    value = auc_or_nan(labels, scores)
+    value = auc(labels, scores)
     positives = sum(labels)
     return f"{value:.3f} ± {auc_standard_error(value, positives, len(labels) - positives):.3f}"
 

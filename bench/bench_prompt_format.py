@@ -21,8 +21,7 @@ from bench_data import ROOT, cache_dir, fixed_split
 from lsat.adapters.model.base_model import load_base_model
 from lsat.adapters.model.batching import right_pad
 from lsat.adapters.model.prompts import build_prompt
-from lsat.adapters.model.training import auc_or_nan
-from lsat.core.evaluation import auc_standard_error
+from lsat.core.evaluation import auc, auc_standard_error
 
 
 def single_token(tokenizer, text: str) -> int:
@@ -76,7 +75,7 @@ def main() -> int:
     ]:
         yes, no = (single_token(tokenizer, a) for a in answers)
         scores = p_yes(model, tokenizer, prompts, yes, no)
-        value = auc_or_nan(labels, scores)
+        value = auc(labels, scores)
         error = auc_standard_error(value, positives, len(labels) - positives)
         rows.append(
             f"| {name} | {value:.3f} ± {error:.3f} | {np.mean(scores):.3f} | "

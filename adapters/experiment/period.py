@@ -6,7 +6,6 @@ See :mod:`lsat.adapters.experiment.runner` for the protocol and the documented c
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -54,12 +53,6 @@ def _make_baseline(strategy: str, seed: int) -> Any:
 
 def _labels(samples: Sequence[Sample]) -> np.ndarray:
     return np.asarray([s.label for s in samples], dtype=int)
-
-
-def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    if len(labels) == 0 or labels.min() == labels.max():
-        return math.nan
-    return float(auc(labels, scores))
 
 
 @dataclass
@@ -126,7 +119,7 @@ class PeriodRunner:
             )
             kept = True
             if init_from is not None:
-                old_auc = _safe_auc(_labels(validation), self.rec.score(init_from, validation))
+                old_auc = auc(_labels(validation), self.rec.score(init_from, validation))
                 kept = not (report.val_auc <= old_auc)  # NaN comparisons keep the new one
                 if not kept:
                     self.console.log(
@@ -210,7 +203,7 @@ class PeriodRunner:
             if name not in made:
                 self.rec.merge(name, [long_name, short_name], [weight, 1.0 - weight], method=method)
                 made.append(name)
-            return _safe_auc(val_labels, self.rec.score(name, validation))
+            return auc(val_labels, self.rec.score(name, validation))
 
         choice = choose_merge_weight(validation_auc, grid=self.config.merge_grid)
         best = f"p{t:02d}_merge_{tag}_{round(choice.alpha * 100):03d}"
@@ -277,10 +270,10 @@ class PeriodRunner:
                     strategy=strategy,
                     period=t + 1,
                     trained_on=t,
-                    auc=_safe_auc(labels, p),
+                    auc=auc(labels, p),
                     logloss=float(logloss(labels, p)),
-                    warm_auc=_safe_auc(labels[~cold], p[~cold]),
-                    cold_auc=_safe_auc(labels[cold], p[cold]),
+                    warm_auc=auc(labels[~cold], p[~cold]),
+                    cold_auc=auc(labels[cold], p[cold]),
                     n_test=len(test),
                     n_cold=int(cold.sum()),
                     train_samples=samples,

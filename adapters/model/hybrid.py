@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from lsat.adapters.model.errors import AdapterError
+from lsat.core.evaluation import auc
 
 __all__ = [
     "L2_GRID",
@@ -207,17 +208,6 @@ def _folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    ends = np.r_[starts[1:], len(s)]
-    ranks[order] = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
-    pos = int(y.sum())
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * (len(y) - pos)))
-
-
 def _cross_validate(
     x: np.ndarray, y: np.ndarray, fold: np.ndarray, l2_grid: Sequence[float]
 ) -> tuple[float, np.ndarray]:
@@ -293,11 +283,11 @@ def fit_hybrid(
     fold = _folds(y, folds, seed)
     x_base = x_all[:, : len(base)] if base else None
     l2_all, oof_all = _cross_validate(x_all, y, fold, l2_grid)
-    auc_all = _auc(y, oof_all)
+    auc_all = auc(y, oof_all)
     if x_base is None:
         return _fit(x_all, y, every, l2_all, f"no base features; out-of-fold AUC {auc_all:.4f}")
     l2_base, oof_base = _cross_validate(x_base, y, fold, l2_grid)
-    auc_base = _auc(y, oof_base)
+    auc_base = auc(y, oof_base)
     if auc_all > auc_base:
         note = f"with {', '.join(extra)}: out-of-fold AUC {auc_all:.4f} > rates {auc_base:.4f}"
         return _fit(x_all, y, every, l2_all, note)

@@ -13,19 +13,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig
-from sklearn.metrics import roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
 from lsat.adapters.model.batching import shuffled_length_batches
 from lsat.adapters.model.layer_cache import HiddenStateCache
 from lsat.adapters.model.scoring import EncodedPrompts, batch_logits, score_prompts
+from lsat.core import evaluation
 
-__all__ = ["TrainConfig", "TrainReport", "auc_or_nan", "start_layer_of", "top_layers", "train_lora"]
+__all__ = ["TrainConfig", "TrainReport", "start_layer_of", "top_layers", "train_lora"]
 
 
 @dataclass(frozen=True)
@@ -103,18 +102,6 @@ def start_layer_of(config: TrainConfig) -> int:
     return config.layers[0]
 
 
-def auc_or_nan(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """ROC AUC, or NaN when only one class is present.
-
-    >>> auc_or_nan([0, 1, 1], [0.1, 0.9, 0.8]), math.isnan(auc_or_nan([1, 1], [0.2, 0.3]))
-    (1.0, True)
-    """
-    labels = np.asarray(labels)
-    if len(labels) == 0 or labels.min() == labels.max():
-        return math.nan
-    return float(roc_auc_score(labels, np.asarray(scores)))
-
-
 @dataclass
 class TrainReport:
     """What one training run did; ``val_auc`` is the restored best (NaN without validation)."""
@@ -187,7 +174,7 @@ def train_lora(
             bf16=config.bf16_autocast,
             bucketed=config.bucketed,
         )
-        auc = auc_or_nan(validation_labels, scores)
+        auc = evaluation.auc(validation_labels, scores)
         report.val_history.append((report.steps, auc))
         if not math.isnan(auc) and auc > best_auc:
             best_auc, stale, report.best_step = auc, 0, report.steps

@@ -12,7 +12,8 @@ from lsat.adapters.model.batching import right_pad
 from lsat.adapters.model.forward import answer_token_ids
 from lsat.adapters.model.prompts import build_prompt
 from lsat.adapters.model.recommender import LoraRecommender
-from lsat.adapters.model.training import TrainConfig, auc_or_nan, top_layers
+from lsat.adapters.model.training import TrainConfig, top_layers
+from lsat.core.evaluation import auc
 from tests.adapters.conftest import TOY_TITLES, make_tiny_base, toy_samples
 
 EXACT = {"lora_dropout": 0.0, "batch_size": 64, "lr": 1e-2, "epochs": 3}
@@ -95,7 +96,7 @@ def test_same_seed_repeats_and_other_seed_differs() -> None:
 
 def test_training_learns_a_toy_pattern(tiny_recommender) -> None:
     train, validation = toy_samples(96, seed=10), toy_samples(48, seed=11)
-    before = auc_or_nan([s.label for s in validation], tiny_recommender.score(None, validation))
+    before = auc([s.label for s in validation], tiny_recommender.score(None, validation))
     config = TrainConfig(lr=1e-2, epochs=3, batch_size=8, lora_dropout=0.0)
     report = tiny_recommender.train_adapter("toy", train, validation, config=config)
     losses = report.losses
@@ -112,7 +113,7 @@ def test_early_stopping_restores_the_best_weights(tiny_recommender) -> None:
     aucs = [auc for _, auc in report.val_history]
     assert report.val_auc == max(aucs)
     assert dict(report.val_history)[report.best_step] == report.val_auc
-    rescored = auc_or_nan([s.label for s in validation], tiny_recommender.score("es", validation))
+    rescored = auc([s.label for s in validation], tiny_recommender.score("es", validation))
     assert rescored == pytest.approx(report.val_auc, abs=1e-9)
     if report.steps < 24:  # stopped early: exactly `patience` evaluations after the best
         assert len(aucs) - 1 - aucs.index(max(aucs)) == 3
@@ -164,4 +165,4 @@ def test_top_layers_and_auc_helpers() -> None:
     assert top_layers(3, 30) == (27, 28, 29)
     with pytest.raises(ValueError, match="31"):
         top_layers(31, 30)
-    assert math.isnan(auc_or_nan([], []))
+    assert math.isnan(auc([], []))
