@@ -171,9 +171,12 @@ def train_in_child(
     process = context.Process(target=_child_main, args=(job, sender, os.getpid()), daemon=True)
     process.start()
     sender.close()
-    log.info("training %s adapter in child pid %d", job.kind, process.pid)
+    pid = process.pid
+    if pid is None:  # start() returned without a process: nothing to wait for
+        raise TrainerChildFailed(f"training child for {job.target_dir} did not start")
+    log.info("training %s adapter in child pid %d", job.kind, pid)
     if on_start is not None:
-        on_start(int(process.pid))
+        on_start(pid)
     try:
         while not receiver.poll(poll_s):
             if not process.is_alive():

@@ -65,16 +65,17 @@ def decide_promotion(
     ...                  has_long=False).reason
     'window 1 (drift): combined validation AUC None vs serving None, α=0.0; no long adapter yet: short alone (α=0)'
     """  # noqa: E501
-    if is_finite(serving_auc) and not is_finite(new_auc):
-        return PromotionDecision(
-            False, f"combined validation AUC undefined, serving has {serving_auc:.4f}"
-        )
-    if is_finite(serving_auc) and new_auc < serving_auc - margin:  # type: ignore[operator]
-        return PromotionDecision(
-            False,
-            f"combined validation AUC {new_auc:.4f} is worse than the serving "
-            f"{serving_auc:.4f} by more than the margin {margin}",
-        )
+    if serving_auc is not None and math.isfinite(serving_auc):
+        if new_auc is None or not math.isfinite(new_auc):
+            return PromotionDecision(
+                False, f"combined validation AUC undefined, serving has {serving_auc:.4f}"
+            )
+        if new_auc < serving_auc - margin:
+            return PromotionDecision(
+                False,
+                f"combined validation AUC {new_auc:.4f} is worse than the serving "
+                f"{serving_auc:.4f} by more than the margin {margin}",
+            )
     shown_new = new_auc if new_auc is None else round(new_auc, 4)
     shown_old = serving_auc if serving_auc is None else round(serving_auc, 4)
     reason = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -44,15 +45,15 @@ def test_backoff_grows_exponentially_up_to_the_cap(
         ({"factor": 0.5}, "factor must be a finite number >= 1, got 0.5"),
     ],
 )
-def test_bad_policy_names_the_value(changes: dict[str, float], named: str) -> None:
+def test_bad_policy_names_the_value(changes: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named.replace(".", r"\.")):
-        RetryPolicy(**changes)  # type: ignore[arg-type]
+        RetryPolicy(**changes)
 
 
 class _FailsTimes:
     """Raises ``error`` on the first ``failures`` calls, then returns ``"done"``."""
 
-    def __init__(self, failures: int, error: Exception) -> None:
+    def __init__(self, failures: int, error: BaseException) -> None:
         self.failures, self.error, self.calls = failures, error, 0
 
     def __call__(self) -> str:
@@ -96,7 +97,7 @@ def test_a_stop_while_waiting_gives_nothing_up() -> None:
 
 
 def test_keyboard_interrupt_is_not_swallowed() -> None:
-    job = _FailsTimes(1, KeyboardInterrupt())  # type: ignore[arg-type]
+    job = _FailsTimes(1, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         attempt(job, RetryPolicy(), wait=lambda s: False)
 
