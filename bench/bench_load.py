@@ -314,7 +314,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, metrics: str) -
 `python bench/bench_load.py{" --quick" if args.quick else ""}{" --smollm2" if args.smollm2 else ""}`: `POST /score` with {args.items} items per request
 (every answer checked against per-version reference scores, tolerance {args.tol}), keep-alive
 clients, `lsat serve` as a child process with its default limits
-(concurrency {args.max_concurrency or 4}, queue {args.max_queue if args.max_queue is not None else 16}).
+(concurrency {args.max_concurrency or 8}, queue {args.max_queue if args.max_queue is not None else 32}).
 
 {chr(10).join(lines)}
 

@@ -63,7 +63,7 @@ class Admission:
             raise Overloaded(
                 f"scorer busy: {self.max_concurrency} running and {self.max_queue} queued",
                 self.retry_after_s,
-                "queue_full",
+                "admission_full",
             )
         self._changed(+1)
         try:
@@ -73,7 +73,7 @@ class Admission:
                 raise Overloaded(
                     f"scorer busy: no slot within {self.queue_timeout_s:g}s",
                     self.retry_after_s,
-                    "queue_timeout",
+                    "admission_timeout",
                 ) from None
             try:
                 loop = asyncio.get_running_loop()

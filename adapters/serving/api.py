@@ -164,11 +164,12 @@ class ScoreRequest(BaseModel):
 
 
 class RecommendRequest(BaseModel):
-    """``POST /recommend``: rank ``candidates`` for a user and keep the top ``k``."""
+    """``POST /recommend``: rank ``candidates`` for a user and keep the top ``k``; without
+    ``candidates``, the store's most liked recent items the user has not interacted with."""
 
     model_config = _REQUEST
     user_id: Id
-    candidates: Ids
+    candidates: Ids | None = None
     k: Positive = 10
     history: History = None
 

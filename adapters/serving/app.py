@@ -183,7 +183,8 @@ def build_app(parts: AppParts) -> FastAPI:
               responses=_ERRORS)  # fmt: skip
     async def recommend(body: RecommendRequest) -> Any:
         """The ``k`` candidates with the highest combined P(like), best first."""
-        _check_count(len(body.candidates), "candidates", limit)
+        if body.candidates is not None:
+            _check_count(len(body.candidates), "candidates", limit)
         return await parts.admission.run(
             parts.service.recommend, body.user_id, body.candidates, body.k, body.history_pairs()
         )

@@ -59,8 +59,8 @@ class ServerLimits:
     max_body_bytes: int = 1 << 20
     request_timeout_s: float = 30.0
     keep_alive_s: float = 5.0
-    max_concurrency: int = 4
-    max_queue: int = 16
+    max_concurrency: int = 8
+    max_queue: int = 32
     max_candidates: int = MAX_ITEMS
     retry_after_s: float = 1.0
     shutdown_timeout_s: float = 10.0

@@ -60,8 +60,9 @@ class ServingMetrics:
         )
         self.rejected = Counter(
             "lsat_scoring_rejected",
-            "Scoring requests refused with 503 before reaching the model, by reason "
-            "(queue_full, queue_timeout, service_overloaded).",
+            "Scoring requests refused with 503 before reaching the model, by reason: the "
+            "server's admission limit (admission_full, admission_timeout) or the model's "
+            "batching queue (queue_full, queue_timeout, closed).",
             ["reason"],
             registry=r,
         )

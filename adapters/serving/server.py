@@ -167,6 +167,7 @@ class Scorer:
             self._socket.close()
         if self.admission is not None:
             self.admission.close()
+        self.service.close()
         if self.consumer is not None:
             self.consumer.stop()
         if self._publisher is not None:

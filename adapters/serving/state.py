@@ -59,7 +59,7 @@ class Overloaded(ServingError):
     """The scorer is at its concurrency or queue limit; the API answers 503 + ``Retry-After``.
 
     ``retry_after_s`` is the client's suggested wait (whole seconds on the wire); ``reason``
-    labels the refusal in metrics (``queue_full``, ``queue_timeout``, ``service_overloaded``).
+    labels the refusal in metrics (``admission_full``, ``queue_full``, ``queue_timeout``, …).
     """
 
     def __init__(

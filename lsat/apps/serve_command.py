@@ -75,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, help="HTTP port (default: LSAT_SCORER_PORT, else 8080)")
     parser.add_argument("--host", help="address to bind (default: LSAT_BIND_HOST, else 127.0.0.1)")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-concurrency", type=int, help="scoring calls at once (4)")
-    limits.add_argument("--max-queue", type=int, help="calls waiting beyond those; 503 after (16)")
+    limits.add_argument("--max-concurrency", type=int, help="scoring calls at once (8)")
+    limits.add_argument("--max-queue", type=int, help="calls waiting beyond those; 503 after (32)")
     limits.add_argument(
         "--request-timeout-s", type=float, help="to send headers, then body; queue wait (30)"
     )

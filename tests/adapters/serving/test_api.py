@@ -76,8 +76,9 @@ def test_bad_recommend_bodies(raw: bytes, message: str) -> None:
         parse_body(RecommendRequest, raw)
 
 
-def test_recommend_defaults_to_ten() -> None:
+def test_recommend_defaults_to_ten_and_candidates_may_be_left_out() -> None:
     assert parse_body(RecommendRequest, b'{"user_id": "u", "candidates": ["a"]}').k == 10
+    assert parse_body(RecommendRequest, b'{"user_id": "u"}').candidates is None
 
 
 @pytest.mark.parametrize(

@@ -173,6 +173,13 @@ CASES: list[tuple[str, list[bytes], int, str, bool]] = [
         "item_ids has 2000 ids; at most 1000",
         False,
     ),
+    (
+        "no candidates and no store",
+        [request("/recommend", score_body(k=3))],
+        400,
+        "no candidates given and no store",
+        False,
+    ),
     ("unknown route", [request("/nope", b"{}")], 404, "no route POST /nope", False),
     ("wrong method", [request("/score", b"", method="GET")], 405, "not allowed", False),
     (
@@ -300,7 +307,7 @@ def test_over_the_concurrency_limit_requests_get_503_with_retry_after(
     assert "scorer busy" in refused[0].body["error"]
     assert len(answers) == 1 and answers[0].status == 200, answers
     metrics = exchange(scorer, [request("/metrics", b"", method="GET")]).body
-    assert 'lsat_scoring_rejected_total{reason="queue_full"} 8.0' in metrics
+    assert 'lsat_scoring_rejected_total{reason="admission_full"} 8.0' in metrics
     assert 'lsat_scoring_requests_total{endpoint="/score",status="503"} 8.0' in metrics
 
 
