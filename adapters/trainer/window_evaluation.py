@@ -1,11 +1,11 @@
 """Test-then-train: score a window with what serves now, before any training on it.
 
-A :class:`WindowEvaluator` asks each of its *scorers* for named probability vectors on the
-window (the default :class:`ServingAdapters` gives ``long``, ``short`` and ``combined``; other
-scorers, e.g. non-LLM baselines, add their own names), records every name's AUC and logloss
-(Prometheus gauges; registry rows for names that come from a registered version) and returns
-the per-sample losses of the first name in ``loss_from`` that was scored, for the loss-drift
-detector.
+A :class:`WindowEvaluator` asks each of its *scorers*, in order, for named probability vectors
+on the window (the default :class:`ServingAdapters` gives ``long``, ``short`` and ``combined``;
+other scorers, e.g. non-LLM baselines or a combiner of the earlier scorers' outputs, add their
+own names), records every name's AUC and logloss (Prometheus gauges; registry rows for names
+that come from a registered version) and returns the per-sample losses of the first name in
+``loss_from`` that was scored, for the loss-drift detector.
 """
 
 from __future__ import annotations
@@ -45,9 +45,15 @@ class Scored:
 
 
 class WindowScorer(Protocol):
-    """Scores a window before training on it: ``{name: Scored}`` (empty when it cannot)."""
+    """Scores a window before training on it: ``{name: Scored}`` (empty when it cannot).
 
-    def __call__(self, samples: Sequence[Sample], now: ServingNow) -> Mapping[str, Scored]: ...
+    ``earlier`` holds what the scorers before it in the evaluator's list produced, so a
+    combiner (e.g. a learned stack of the adapters' and baselines' outputs) can come last.
+    """
+
+    def __call__(
+        self, samples: Sequence[Sample], now: ServingNow, earlier: Mapping[str, Scored]
+    ) -> Mapping[str, Scored]: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,12 @@ class ServingAdapters:
     def __init__(self, pool: AdapterPool) -> None:
         self.pool = pool
 
-    def __call__(self, samples: Sequence[Sample], now: ServingNow) -> dict[str, Scored]:
+    def __call__(
+        self,
+        samples: Sequence[Sample],
+        now: ServingNow,
+        earlier: Mapping[str, Scored] | None = None,
+    ) -> dict[str, Scored]:
         served = {v.kind: v for v in (now.long, now.short) if v is not None}
         if not served:
             return {}
@@ -107,7 +118,7 @@ class WindowEvaluator:
         """Score the window with every scorer, before any training on it."""
         scored: dict[str, Scored] = {}
         for scorer in self.scorers:
-            scored.update(scorer(samples, now))
+            scored.update(scorer(samples, now, dict(scored)))
         if not scored:
             return WindowEvaluation({}, None)
         labels = np.array([s.label for s in samples])
