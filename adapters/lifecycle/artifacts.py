@@ -38,9 +38,9 @@ from lsat.adapters.model.errors import (
     AdapterIntegrityError,
 )
 from lsat.adapters.model.recommender import LoraRecommender, RecommenderError
+from lsat.core.kinds import ADAPTER_KINDS
 
 __all__ = [
-    "ADAPTER_KINDS",
     "CONFIG_FILE",
     "METADATA_FILE",
     "WEIGHTS_FILE",
@@ -56,7 +56,6 @@ __all__ = [
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
 METADATA_FILE = "metadata.json"
-ADAPTER_KINDS = ("long", "short", "merged")
 REQUIRED_METADATA = ("base_model", "kind")
 UNSAFE_WEIGHT_FILES = ("adapter_model.bin", "pytorch_model.bin", "adapter_model.pt")
 _LIBRARIES = ("torch", "peft", "transformers", "safetensors", "lsat-stream")

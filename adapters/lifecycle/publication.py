@@ -28,8 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lsat.adapters.lifecycle.registry import ADAPTER_KINDS, AdapterVersion, RegistryStore
+from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.model.errors import AdapterError
+from lsat.core.kinds import ADAPTER_KINDS
 
 __all__ = [
     "ALPHA_METRIC",

@@ -28,8 +28,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from lsat.adapters.lifecycle.publication import SERVING_ALIASES
-from lsat.adapters.lifecycle.registry import ADAPTER_KINDS
 from lsat.adapters.serving.state import ServingError
+from lsat.core.kinds import ADAPTER_KINDS
 
 __all__ = [
     "MAX_ID_CHARS",

@@ -32,19 +32,16 @@ from lsat.adapters.model.scoring import model_device
 from lsat.adapters.serving.api import BadRequest
 from lsat.adapters.serving.batcher import MicroBatcher
 from lsat.adapters.serving.state import LoadedSet, ServingState
+from lsat.core.kinds import ADAPTER_KINDS
 from lsat.data.types import HISTORY_LENGTH, Sample
 
 __all__ = [
-    "KINDS",
     "CandidateSource",
     "HistorySource",
     "ScoringService",
     "StoreHistory",
     "combined_scores",
 ]
-
-KINDS = ("long", "short", "merged")
-"""Adapter kinds a serving set may hold, in the order they are reported."""
 
 
 class HistorySource(Protocol):
@@ -255,7 +252,7 @@ class ScoringService:
             for item_id in item_ids
         ]
         with self.state.acquire() as serving:
-            if not any(kind in serving.names for kind in KINDS):
+            if not any(kind in serving.names for kind in ADAPTER_KINDS):
                 raise BadRequest("the serving set holds no adapter")
             scores = self.batcher.submit(_Job(serving, samples)) if samples else {}
             combined = combined_scores(scores, serving.alpha) if samples else np.empty(0)
@@ -283,7 +280,7 @@ class ScoringService:
             by_set.setdefault(id(job.serving), []).append(index)
         for indices in by_set.values():
             serving = jobs[indices[0]].serving
-            kinds = [kind for kind in KINDS if kind in serving.names]
+            kinds = [kind for kind in ADAPTER_KINDS if kind in serving.names]
             names = [serving.names[kind] for kind in kinds]
             with self.model_lock:
                 scored = self.recommender.score_groups(

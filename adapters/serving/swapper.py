@@ -33,6 +33,7 @@ from lsat.adapters.model.errors import AdapterError
 from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.serving.metrics import ServingMetrics
 from lsat.adapters.serving.state import LoadedSet, ServingError, ServingState
+from lsat.core.kinds import ADAPTER_KINDS
 from lsat.core.settings import KafkaSettings
 from lsat.data.types import Sample
 
@@ -139,7 +140,7 @@ class AdapterSwapper:
         self.metrics.pending_frees.set(len(self.state.pending_free()))
 
     def _record(self, new: LoadedSet) -> None:
-        for kind in ("long", "short", "merged"):
+        for kind in ADAPTER_KINDS:
             self.metrics.active_version.labels(kind=kind).set(new.versions.get(kind, 0))
         self.metrics.alpha.set(new.alpha)
         self.metrics.swaps.labels(outcome="ok").inc()

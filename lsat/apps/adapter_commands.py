@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lsat.core.admin import AdminDenied, check_admin
+from lsat.core.kinds import ADAPTER_KINDS
 from lsat.core.settings import Settings
 
 if TYPE_CHECKING:  # keep ``lsat --help`` fast: SQLAlchemy/alembic load only when used
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="adapters_command", metavar="ACTION", required=True)
 
     listing = commands.add_parser("list", help="registered versions, newest first")
-    listing.add_argument("--kind", choices=("long", "short", "merged"))
+    listing.add_argument("--kind", choices=ADAPTER_KINDS)
     listing.add_argument("--status", choices=("candidate", "rejected", "archived"))
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_guarded(_show))
 
     promote = commands.add_parser("promote", help="point an alias at a version (admin)")
-    promote.add_argument("kind", choices=("long", "short", "merged"))
+    promote.add_argument("kind", choices=ADAPTER_KINDS)
     promote.add_argument("version", type=int)
     promote.add_argument("--alias", help="default: serving-KIND")
     _add_admin_arguments(promote)

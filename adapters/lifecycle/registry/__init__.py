@@ -20,7 +20,6 @@ leave the store, and the frozen entities below. Errors are drawn in
 
 from lsat.adapters.lifecycle.registry.base import RegistryStore
 from lsat.adapters.lifecycle.registry.entities import (
-    ADAPTER_KINDS,
     ADAPTER_STATUSES,
     AdapterKey,
     AdapterVersion,
@@ -46,7 +45,6 @@ from lsat.adapters.lifecycle.registry.store import (
 )
 
 __all__ = [
-    "ADAPTER_KINDS",
     "ADAPTER_STATUSES",
     "DEFAULT_MAX_ATTEMPTS",
     "AdapterKey",

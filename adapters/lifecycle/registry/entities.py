@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 __all__ = [
-    "ADAPTER_KINDS",
     "ADAPTER_STATUSES",
     "AdapterKey",
     "AdapterVersion",
@@ -23,9 +22,6 @@ __all__ = [
     "WindowId",
     "served_stack",
 ]
-
-ADAPTER_KINDS: tuple[str, ...] = ("long", "short", "merged")
-"""Kinds of adapter: long-term (frozen), short-term (per window), merged (LSAT-TA)."""
 
 ADAPTER_STATUSES: tuple[str, ...] = ("candidate", "rejected", "archived")
 """Lifecycle of a version; what *serves* is never a status but an alias (see AliasChange)."""

@@ -26,6 +26,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from lsat.core.kinds import ADAPTER_KINDS
+
 __all__ = [
     "AdapterEvaluationRow",
     "AdapterVersionRow",
@@ -78,7 +80,7 @@ class AdapterVersionRow(RegistryBase):
     __tablename__ = "adapter_versions"
     __table_args__ = (
         UniqueConstraint("kind", "version"),
-        CheckConstraint("kind IN ('long', 'short', 'merged')", name="kind"),
+        CheckConstraint(f"kind IN ({', '.join(map(repr, ADAPTER_KINDS))})", name="kind"),
         CheckConstraint("status IN ('candidate', 'rejected', 'archived')", name="status"),
         CheckConstraint("version >= 1", name="version_positive"),
     )

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from lsat.adapters.lifecycle.registry.entities import (
-    ADAPTER_KINDS,
     ADAPTER_STATUSES,
     AdapterKey,
     WindowId,
 )
 from lsat.adapters.lifecycle.registry.errors import InvalidRegistryValue
+from lsat.core.kinds import ADAPTER_KINDS
 
 __all__ = [
     "check_alias",
@@ -49,7 +49,7 @@ _TRIGGER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 def check_kind(kind: object) -> str:
-    """One of :data:`ADAPTER_KINDS`."""
+    """One of :data:`lsat.core.kinds.ADAPTER_KINDS`."""
     if kind not in ADAPTER_KINDS:
         raise InvalidRegistryValue("kind", kind, f"expected one of {', '.join(ADAPTER_KINDS)}")
     return str(kind)
