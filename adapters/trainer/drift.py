@@ -26,6 +26,7 @@ class LossDrift:
         self.metrics = metrics
         self.detector = detector or PageHinkley()
         self.in_last_window = False
+        self._last_window: int | None = None
 
     def observe(self, losses: Sequence[float]) -> int:
         """Feed per-sample losses; count (and return) new detections.
@@ -43,8 +44,21 @@ class LossDrift:
         self.metrics.loss_drift.set(self.detector.statistic)
         return detections
 
-    def observe_window(self, losses: Sequence[float]) -> bool:
-        """:meth:`observe` one window's losses; remember whether it detected a drift."""
+    def observe_window(self, window_id: int, losses: Sequence[float]) -> bool:
+        """:meth:`observe` one window's losses once; remember whether it detected a drift.
+
+        A retried job scores its window again: the same window's losses are not fed twice.
+
+        >>> drift = LossDrift(TrainerMetrics())
+        >>> drift.observe_window(1, [0.1] * 100), drift.observe_window(2, [5.0] * 100)
+        (False, True)
+        >>> before = drift.detector.statistic
+        >>> drift.observe_window(2, [5.0] * 100), drift.detector.statistic == before
+        (True, True)
+        """
+        if window_id == self._last_window:
+            return self.in_last_window
+        self._last_window = window_id
         self.in_last_window = self.observe(losses) > 0
         return self.in_last_window
 

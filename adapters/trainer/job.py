@@ -109,7 +109,7 @@ class Retrainer:
         now = ServingNow.read(self.registry)
         evaluation = self.evaluator.evaluate(window_id, samples, now)
         if evaluation.losses is not None:
-            self.drift.observe_window(evaluation.losses)
+            self.drift.observe_window(window_id, evaluation.losses)
         train, validation = split_window(samples, self.settings.trainer.validation_fraction)
         titles = self.pool.recommender.titles
         job = child_job(
