@@ -24,7 +24,15 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from lsat.adapters.lifecycle.publication import SERVING_ALIASES
@@ -111,9 +119,25 @@ def _to_positive(value: object) -> int:
     return value
 
 
-Id = Annotated[str, BeforeValidator(_to_id, json_schema_input_type=str | int)]
+Id = Annotated[
+    str,
+    BeforeValidator(_to_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+                {"type": "integer"},
+            ],
+            "description": "an id: a string (no control characters) or an integer",
+        }
+    ),
+]
 Ids = Annotated[list[Id], BeforeValidator(_to_ids), Field(min_length=1)]
-Label = Annotated[int, BeforeValidator(_to_label, json_schema_input_type=int | bool)]
+Label = Annotated[
+    int,
+    BeforeValidator(_to_label),
+    WithJsonSchema({"anyOf": [{"enum": [0, 1]}, {"type": "boolean"}], "description": "liked?"}),
+]
 Positive = Annotated[int, BeforeValidator(_to_positive), Field(ge=1)]
 
 _REQUEST = ConfigDict(extra="forbid")

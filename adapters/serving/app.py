@@ -86,7 +86,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _ADMIN_ERRORS = {
     **_ERRORS,
-    **{c: {"model": ErrorBody, "description": t} for c, t in ((401, "No token"), (403, "Refused"))},
+    **{
+        code: {"model": ErrorBody, "description": text}
+        for code, text in (
+            (401, "No admin token"),
+            (403, "Wrong token, or admin actions disabled"),
+            (404, "No such version or alias"),
+            (409, "Registry conflict"),
+            (502, "The worker or broker refused"),
+        )
+    },
 }
 
 
@@ -221,7 +230,7 @@ def build_app(parts: AppParts) -> FastAPI:
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return body if ready else JSONResponse(body, status_code=503)
 
-    @app.get("/metrics", response_class=Response)
+    @app.get("/metrics", response_class=Response, include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus exposition."""
         return Response(parts.metrics.render(), media_type=CONTENT_TYPE_LATEST)
