@@ -258,8 +258,12 @@ def _read_config(directory: Path) -> LoraConfig:
     return config
 
 
-def load_adapter(directory: Path) -> LoadedAdapter:
+def load_adapter(directory: Path, expected_sha256: str | None = None) -> LoadedAdapter:
     """Read and verify an adapter folder written by :func:`save_adapter` (or peft + metadata).
+
+    ``expected_sha256`` is the hash a caller was told (the registry's row, a published serving
+    set): the weights must hash to it as well as to the one in ``metadata.json``. The one place
+    the project re-checks a sha256.
 
     Raises :class:`AdapterIntegrityError` for a missing file, a sha256 mismatch, an unreadable or
     non-safetensors weights file, or NaN/Inf weights.
@@ -278,6 +282,11 @@ def load_adapter(directory: Path) -> LoadedAdapter:
         raise AdapterIntegrityError(
             f"{weights} fails its integrity check: metadata.json records sha256 "
             f"{metadata['sha256']} but the file hashes to {actual}"
+        )
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise AdapterIntegrityError(
+            f"{weights} is not the adapter expected: expected sha256 {expected_sha256}, "
+            f"the file hashes to {actual}"
         )
     config = _read_config(directory)
     try:

@@ -112,13 +112,7 @@ class AdapterSwapper:
             return new
 
     def _load(self, ref: AdapterRef) -> str:
-        artifact = load_adapter(Path(ref.path))
-        recorded = artifact.metadata.get("sha256")
-        if recorded != ref.sha256:
-            raise AdapterRefused(
-                f"{ref.kind}/v{ref.version}: message sha256 {ref.sha256} but {ref.path} "
-                f"holds {recorded}"
-            )
+        artifact = load_adapter(Path(ref.path), expected_sha256=ref.sha256)
         name = f"{ref.kind}-v{ref.version}-{next(self._counter)}"
         with self.model_lock:
             self.recommender.set_lora_state(name, artifact.state, artifact.config)

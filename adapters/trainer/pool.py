@@ -14,7 +14,6 @@ from pathlib import Path
 from lsat.adapters.lifecycle.artifacts import LoadedAdapter, load_adapter
 from lsat.adapters.lifecycle.registry import AdapterVersion
 from lsat.adapters.model.base_model import BaseLM
-from lsat.adapters.model.errors import AdapterIntegrityError
 from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.trainer.helpers import adapter_name
 from lsat.data.types import Item, Sample
@@ -28,13 +27,7 @@ def load_verified(version: AdapterVersion) -> LoadedAdapter:
     Raises :class:`AdapterIntegrityError` (or another
     :class:`lsat.adapters.model.errors.AdapterArtifactError`) naming both hashes.
     """
-    loaded = load_adapter(Path(version.path))
-    if loaded.metadata["sha256"] != version.sha256:
-        raise AdapterIntegrityError(
-            f"{version.path}: registry sha256 {version.sha256} differs from the folder's "
-            f"{loaded.metadata['sha256']}"
-        )
-    return loaded
+    return load_adapter(Path(version.path), expected_sha256=version.sha256)
 
 
 class TitleCache:

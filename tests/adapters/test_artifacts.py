@@ -222,6 +222,15 @@ def test_load_refuses_hash_mismatch_naming_file_and_both_hashes(saved: Path):
     assert recorded in message and actual in message
 
 
+def test_load_checks_the_hash_the_caller_expects(saved: Path):
+    recorded = json.loads((saved / METADATA_FILE).read_text())["sha256"]
+    assert load_adapter(saved, expected_sha256=recorded).metadata["sha256"] == recorded
+    other = "0" * 64
+    with pytest.raises(AdapterIntegrityError) as caught:  # folder intact, but not the one meant
+        load_adapter(saved, expected_sha256=other)
+    assert other in str(caught.value) and recorded in str(caught.value)
+
+
 def test_load_refuses_truncated_file(saved: Path):
     weights = saved / WEIGHTS_FILE
     data = weights.read_bytes()
