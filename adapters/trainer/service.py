@@ -132,6 +132,7 @@ class _ConsumerLoop:
         self.finished = 0
 
     def poll_once(self) -> None:
+        """Poll once; commit each record after it was handled or dead-lettered."""
         from kafka import OffsetAndMetadata, TopicPartition
         from kafka.errors import CommitFailedError
 
