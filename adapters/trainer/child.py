@@ -21,28 +21,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lsat.adapters.model.base_model import BaseLM, load_base_model, tiny_llama
+from lsat.adapters.model.base_model import load_base_model
 from lsat.adapters.model.training import TrainConfig, top_layers
 from lsat.adapters.trainer.errors import TrainerChildFailed
 from lsat.data.types import Sample
 
-__all__ = ["TINY_BASE_MODEL", "ChildJob", "ChildResult", "load_base", "train_in_child"]
+__all__ = ["ChildJob", "ChildResult", "train_in_child"]
 
 log = logging.getLogger(__name__)
 
-TINY_BASE_MODEL = "tiny-llama"
-"""Base model name of the random tiny Llama (hidden 128, 4 layers) used by tests and demos."""
-
-
 TRAINING_STARTED = "child pid %d: training the %s adapter on %d samples"
 """Log line (stderr) a child writes once its model is loaded and training begins."""
-
-
-def load_base(name: str, cache_dir: Path) -> BaseLM:
-    """The base LM called ``name`` (``"tiny-llama"``, ``"smollm2"`` or a HF path)."""
-    if name == TINY_BASE_MODEL:
-        return tiny_llama(0, hidden_size=128, num_layers=4)
-    return load_base_model(name, cache_dir=cache_dir)
 
 
 @dataclass(frozen=True)
@@ -79,7 +68,7 @@ def run_job(job: ChildJob) -> ChildResult:
     from lsat.adapters.model.recommender import LoraRecommender
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    base = load_base(job.base_model, Path(job.cache_dir))
+    base = load_base_model(job.base_model, cache_dir=Path(job.cache_dir))
     config = job.config
     if job.top_layer_count is not None:
         total = int(base.model.config.num_hidden_layers)

@@ -32,9 +32,10 @@ from pathlib import Path
 from lsat.adapters.lifecycle.artifacts import load_adapter
 from lsat.adapters.lifecycle.publication import ServingSet
 from lsat.adapters.lifecycle.registry import RegistryStore
+from lsat.adapters.model.base_model import load_base_model
 from lsat.adapters.model.errors import AdapterIntegrityError
 from lsat.adapters.trainer.candidate import CandidateJudge
-from lsat.adapters.trainer.child import load_base, train_in_child
+from lsat.adapters.trainer.child import train_in_child
 from lsat.adapters.trainer.drift import LossDrift
 from lsat.adapters.trainer.helpers import (
     RetrainOutcome,
@@ -176,7 +177,9 @@ def build_retrainer(
     metrics = metrics or TrainerMetrics()
     trainer = settings.trainer
     titles = TitleCache(store.catalogue)
-    pool = AdapterPool(lambda: load_base(settings.base_model, settings.cache_dir), titles)
+    pool = AdapterPool(
+        lambda: load_base_model(settings.base_model, cache_dir=settings.cache_dir), titles
+    )
     publisher = ServingPublisher(registry, metrics, publish)
     promoter = Promoter(
         registry, pool, publisher, artifact_dir=settings.artifact_dir, merge=trainer.merge

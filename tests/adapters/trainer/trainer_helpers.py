@@ -6,7 +6,7 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from lsat.adapters.trainer import TINY_BASE_MODEL
+from lsat.adapters.model.base_model import TINY_LLAMA
 from lsat.core.settings import Settings
 from lsat.data.types import Interaction, Item, Sample
 from lsat.stream.store import IngestItem, SampleStore
@@ -31,7 +31,7 @@ def toy_samples(count: int, seed: int) -> list[Sample]:
 
 def trainer_settings(tmp_path: Path, db_url: str, **trainer: object) -> Settings:
     """Settings for a fast trainer on the tiny model (1 epoch, top 2 layers)."""
-    base = Settings(home=tmp_path / "home", database_url=db_url, base_model=TINY_BASE_MODEL)
+    base = Settings(home=tmp_path / "home", database_url=db_url, base_model=TINY_LLAMA)
     knobs = {"epochs": 1, "layers": 2, "batch_size": 8, "merge": True, **trainer}
     return replace(base, trainer=replace(base.trainer, **knobs))
 
