@@ -101,6 +101,8 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _valid_unicode(name: str, text: str) -> str:
     """``text`` unless it holds a lone surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    if text.isascii():  # the common case, answered without encoding
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -252,7 +254,12 @@ def parse_interaction(
     label, rating = _label_and_rating(obj, rating_range, like_threshold)
     timestamp = _timestamp(obj, time.time() if now_s is None else now_s)
     interaction = Interaction(user_id, item_id, timestamp, label, rating, _event_id(obj))
-    if len(key := interaction.key()) > MAX_EVENT_KEY_CHARS:
+    long_ids = len(user_id) + len(item_id) > MAX_EVENT_KEY_CHARS - 22  # ":" ":" and 20 digits
+    if (
+        long_ids
+        and not interaction.event_id
+        and len(key := interaction.key()) > MAX_EVENT_KEY_CHARS
+    ):
         raise InvalidEvent(
             "id_too_long",
             f"event key {_show(key)} has {len(key)} chars, limit {MAX_EVENT_KEY_CHARS}: "

@@ -183,10 +183,10 @@ class StreamProcessor(IsolatedHandler):
             parsed = []
             for raw, source in batch:
                 self._track_position(source)
-                again = before.get(_position(source))
+                again = before.get(_position(source)) if before else None
                 parsed.append((self._parse(raw) if again is None else again, raw, source))
             stored = tx.stored_events(p.key() for p, _, _ in parsed if isinstance(p, Interaction))
-            seen: dict[str, StoredEvent] = {}
+            seen: dict[str, tuple[Interaction, SourcePosition, str]] = {}
             items: list[IngestItem] = []
             closures: list[WindowClosure] = []
             for outcome, raw, source in parsed:
@@ -199,11 +199,11 @@ class StreamProcessor(IsolatedHandler):
                     continue
                 sha = sha256_hex(raw)
                 key = outcome.key()
-                earlier = seen.get(key) or stored.get(key)
+                earlier = stored.get(key) if key not in seen else StoredEvent(*seen[key])
                 if earlier is not None:
                     self._repeated(tx, handled, earlier, outcome, raw, source, sha)
                     continue
-                seen[key] = StoredEvent(outcome, source, sha)
+                seen[key] = (outcome, source, sha)
                 state, result = self._step(state, outcome)
                 if result is None:
                     handled.add(source, "duplicate")
