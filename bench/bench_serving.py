@@ -30,12 +30,13 @@ from tqdm import tqdm
 
 from lsat.adapters.lifecycle.artifacts import save_adapter, sha256_file
 from lsat.adapters.lifecycle.publication import AdapterRef, ServingSet
+from lsat.adapters.lifecycle.publisher import ServingSetPublisher
 from lsat.adapters.lifecycle.registry import open_registry
 from lsat.adapters.model.base_model import load_base_model
 from lsat.adapters.model.prompts import ANSWER_YES, build_prompt
 from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.model.training import TrainConfig, top_layers
-from lsat.adapters.serving import KafkaPublisher, Scorer
+from lsat.adapters.serving import Scorer
 from lsat.core.settings import KafkaSettings, Settings
 from lsat.data.types import Sample
 from lsat.stream.broker import EmbeddedBroker, free_port
@@ -137,7 +138,7 @@ def main() -> None:
         ensure_topics(kafka)
         recommender = LoraRecommender(base, titles, progress=False)
         with Scorer(recommender, registry, Settings(kafka=kafka), port=0) as scorer:
-            publish = KafkaPublisher(kafka)
+            publish = ServingSetPublisher(kafka)
             latencies = []
             for k in tqdm(range(args.swaps), desc="hot swaps"):
                 short = shorts[(k + 1) % len(shorts)]

@@ -18,7 +18,7 @@ Errors: :class:`ServingError` ← :class:`BadRequest`, :class:`TooLarge`, :class
 :class:`~lsat.core.admin.AdminDenied` (the project's one token check).
 """
 
-from lsat.adapters.serving.admin import AdminActions, AdminDenied, KafkaPublisher, check_bearer
+from lsat.adapters.serving.admin import AdminActions, AdminDenied, check_bearer
 from lsat.adapters.serving.api import BadRequest, TooLarge
 from lsat.adapters.serving.guard import ServerLimits
 from lsat.adapters.serving.metrics import ServingMetrics
@@ -39,7 +39,6 @@ __all__ = [
     "AdminActions",
     "AdminDenied",
     "BadRequest",
-    "KafkaPublisher",
     "LoadedSet",
     "NothingServing",
     "Overloaded",

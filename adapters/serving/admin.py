@@ -14,36 +14,16 @@ from lsat.adapters.lifecycle.registry import RegistryStore
 from lsat.adapters.serving.api import PromoteRequest, RollbackRequest
 from lsat.adapters.serving.state import ServingError
 from lsat.core.admin import AdminDenied, check_bearer
-from lsat.core.settings import KafkaSettings, Settings
+from lsat.core.settings import Settings
 
 __all__ = [
     "AdminActions",
     "AdminDenied",
-    "KafkaPublisher",
     "check_bearer",
     "request_manual_retrain",
 ]
 
 Publisher = Callable[[ServingSet], None]
-
-
-class KafkaPublisher:
-    """Publishes serving sets on ``adapter.versions`` (kafka-python, acks=all, flushed)."""
-
-    def __init__(self, kafka: KafkaSettings) -> None:
-        from kafka import KafkaProducer
-
-        from lsat.stream.kafka_client import kafka_python_kwargs
-
-        self.topic = kafka.topics.versions
-        self._producer = KafkaProducer(**kafka_python_kwargs(kafka), acks="all")
-
-    def __call__(self, serving: ServingSet) -> None:
-        self._producer.send(self.topic, serving.to_json()).get(timeout=30)
-
-    def close(self) -> None:
-        """Flush and close the producer."""
-        self._producer.close()
 
 
 def request_manual_retrain(settings: Settings, timeout_s: float = 30.0) -> dict[str, Any]:

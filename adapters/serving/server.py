@@ -18,9 +18,10 @@ from typing import Any
 import uvicorn
 
 from lsat.adapters.lifecycle.publication import current_serving_set
+from lsat.adapters.lifecycle.publisher import ServingSetPublisher
 from lsat.adapters.lifecycle.registry import RegistryStore
 from lsat.adapters.model.recommender import LoraRecommender
-from lsat.adapters.serving.admin import AdminActions, KafkaPublisher
+from lsat.adapters.serving.admin import AdminActions
 from lsat.adapters.serving.admission import Admission
 from lsat.adapters.serving.app import ROUTES, AppParts, build_app
 from lsat.adapters.serving.guard import RequestGuard, ServerLimits
@@ -65,7 +66,7 @@ class Scorer:
         self.host = host or settings.bind_host
         self.port = port
         self.consume = consume
-        self._publisher: KafkaPublisher | None = None
+        self._publisher: ServingSetPublisher | None = None
         self.admin = AdminActions(registry, self._publish, settings, actor="scorer-api")
         self.consumer: VersionsConsumer | None = None
         self.admission: Admission | None = None
@@ -76,7 +77,7 @@ class Scorer:
 
     def _publish(self, serving: Any) -> None:
         if self._publisher is None:
-            self._publisher = KafkaPublisher(self.settings.kafka)
+            self._publisher = ServingSetPublisher(self.settings.kafka)
         self._publisher(serving)
 
     @property

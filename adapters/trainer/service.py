@@ -24,8 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from lsat.adapters.lifecycle.publication import ServingSet, current_serving_set
-from lsat.adapters.lifecycle.registry import RegistryStore, open_registry
+from lsat.adapters.lifecycle.publisher import ServingSetPublisher
+from lsat.adapters.lifecycle.registry import open_registry
 from lsat.adapters.trainer.child import train_in_child
 from lsat.adapters.trainer.dead_letters import metric_reason, parse_request
 from lsat.adapters.trainer.helpers import RetrainOutcome, TrainFn
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.consumer.fetcher import ConsumerRecord
 
-__all__ = ["publish_current_serving_set", "run_trainer"]
+__all__ = ["run_trainer"]
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ def run_trainer(
         max_poll_interval_ms=int(settings.trainer.max_poll_interval_s * 1000),
     )
 
-    def publish(serving: ServingSet) -> None:
-        producer.send(topics.versions, serving.to_json(), key=b"serving").get(SEND_TIMEOUT_S)
+    publish = ServingSetPublisher(settings.kafka, producer=producer)
 
     registry = open_registry(settings.db_url)
     store = SampleStore(settings.db_url)
@@ -201,23 +200,3 @@ class _ConsumerLoop:
             letter.reason_code,
             letter.detail[:500],
         )
-
-
-def publish_current_serving_set(settings: Settings, registry: RegistryStore) -> ServingSet | None:
-    """Publish what the registry's serving aliases describe on ``adapter.versions``.
-
-    Used after ``lsat trainer --bootstrap-long`` so running scorers swap to the new long adapter
-    at once instead of waiting for the first short promotion. ``None`` when nothing serves.
-    """
-    serving = current_serving_set(registry)
-    if serving is None:
-        return None
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(**kafka_python_kwargs(settings.kafka), acks="all")
-    try:
-        topic = settings.kafka.topics.versions
-        producer.send(topic, serving.to_json(), key=b"serving").get(timeout=SEND_TIMEOUT_S)
-    finally:
-        producer.close()
-    return serving

@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of ``lsat trainer``."""
+    from lsat.adapters.lifecycle.publisher import ServingSetPublisher, publish_current
     from lsat.adapters.lifecycle.registry import open_registry
     from lsat.adapters.trainer import TrainerMetrics, bootstrap_long, run_trainer
-    from lsat.adapters.trainer.service import publish_current_serving_set
     from lsat.stream.metrics import MetricsServer
     from lsat.stream.store import SampleStore
 
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 version = bootstrap_long(settings, registry, store=store, window_ids=args.windows)
             finally:
                 store.close()
-            publish_current_serving_set(settings, registry)
+            with ServingSetPublisher(settings.kafka) as publish:
+                publish_current(registry, publish)
         print(f"long adapter {version.key} serving and published")
         return 0
     metrics = TrainerMetrics()

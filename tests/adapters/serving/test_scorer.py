@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from lsat.adapters.lifecycle.publication import AdapterRef, ServingSet
+from lsat.adapters.lifecycle.publisher import ServingSetPublisher
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.model.base_model import tiny_llama
 from lsat.adapters.model.recommender import LoraRecommender
-from lsat.adapters.serving import KafkaPublisher, Scorer
+from lsat.adapters.serving import Scorer
 from lsat.core.settings import KafkaSettings, Settings
 
 pytestmark = pytest.mark.kafka
@@ -86,8 +87,8 @@ def scorer(
 
 
 @pytest.fixture
-def publisher(serving_kafka: KafkaSettings) -> Iterator[KafkaPublisher]:
-    publish = KafkaPublisher(serving_kafka)
+def publisher(serving_kafka: KafkaSettings) -> Iterator[ServingSetPublisher]:
+    publish = ServingSetPublisher(serving_kafka)
     yield publish
     publish.close()
 
@@ -102,7 +103,7 @@ def score(scorer: Scorer, items: list[str]) -> dict[str, Any]:
 
 def test_serves_the_registry_set_on_start_then_swaps_to_a_published_set(
     scorer: Scorer,
-    publisher: KafkaPublisher,
+    publisher: ServingSetPublisher,
     register_adapter: Callable[..., AdapterVersion],
     registry: RegistryStore,
 ) -> None:
@@ -137,7 +138,7 @@ def test_serves_the_registry_set_on_start_then_swaps_to_a_published_set(
 
 def test_concurrent_requests_each_see_one_consistent_set(
     scorer: Scorer,
-    publisher: KafkaPublisher,
+    publisher: ServingSetPublisher,
     register_adapter: Callable[..., AdapterVersion],
     registry: RegistryStore,
 ) -> None:
@@ -176,7 +177,7 @@ def test_concurrent_requests_each_see_one_consistent_set(
 
 def test_a_corrupt_adapter_is_refused_and_the_old_set_keeps_serving(
     scorer: Scorer,
-    publisher: KafkaPublisher,
+    publisher: ServingSetPublisher,
     register_adapter: Callable[..., AdapterVersion],
     registry: RegistryStore,
 ) -> None:
