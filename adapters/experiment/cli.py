@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsat.adapters.experiment.strategies import STRATEGIES, ExperimentError, describe_plan
+from lsat.adapters.model.prompts import PROMPT_FORMATS
 from lsat.core.settings import Settings
 from lsat.data.errors import LsatDataError
 
@@ -63,6 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="cap any adapter's training set to its most recent samples (full/long grow)",
+    )
+    data.add_argument(
+        "--prompt-format",
+        choices=PROMPT_FORMATS,
+        default="tallrec",
+        help="prompt the adapters train and score with (hints: collaborative counts as text)",
+    )
+    data.add_argument(
+        "--item-noun", default=None, help="what the prompt calls an item (default: the dataset's)"
+    )
+    data.add_argument(
+        "--hybrid-periods",
+        type=int,
+        default=3,
+        help="earlier test periods whose out-of-sample scores the hybrid is fitted on",
     )
     train = parser.add_argument_group("LoRA training (r=8, alpha=16, dropout 0.05, q/v)")
     train.add_argument("--epochs", type=int, default=1)
@@ -127,6 +143,9 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> Experiment
         bf16=args.bf16,
         patience=args.patience,
         eval_every_steps=args.eval_every_steps,
+        prompt_format=args.prompt_format,
+        item_noun=args.item_noun,
+        hybrid_periods=args.hybrid_periods,
         **extra,
     )
 

@@ -7,6 +7,8 @@ It is recorded in ``state.json`` so that resuming with other settings is refused
 (10, ('short', 'lsat-en'), None)
 >>> ExperimentConfig(lora_layers=2).train_config(30).layers
 (28, 29)
+>>> ExperimentConfig(prompt_format="chat", item_noun="product").prompt_format
+'chat'
 >>> ExperimentConfig(split="weekly")
 Traceback (most recent call last):
 ...
@@ -26,14 +28,23 @@ from lsat.adapters.experiment.strategies import (
     default_long_periods,
     parse_strategies,
 )
+from lsat.adapters.model.prompts import PromptError, check_prompt_format
 from lsat.adapters.model.training import TrainConfig, top_layers
 
-__all__ = ["ExperimentConfig"]
+__all__ = ["ADDED_SETTINGS", "ExperimentConfig"]
+
+ADDED_SETTINGS = {"prompt_format": "tallrec", "item_noun": None, "hybrid_periods": 3}
+"""Settings added after runs were recorded, with the values those runs effectively had."""
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything that decides the results; recorded in ``state.json`` to guard resuming."""
+    """Everything that decides the results; recorded in ``state.json`` to guard resuming.
+
+    ``prompt_format`` names a format of :mod:`lsat.adapters.model.prompts`; ``item_noun``
+    overrides the dataset's ("movie"); ``hybrid_periods`` is how many earlier test periods'
+    out-of-sample scores the hybrid is fitted on, besides the current validation samples.
+    """
 
     dataset: str = "ml-100k"
     periods: int = 4
@@ -56,6 +67,9 @@ class ExperimentConfig:
     eval_every_steps: int | None = None
     alpha_grid: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
     merge_grid: tuple[float, ...] = (0.25, 0.5, 0.75)
+    prompt_format: str = "tallrec"
+    item_noun: str | None = None
+    hybrid_periods: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", parse_strategies(self.strategies))
@@ -69,6 +83,12 @@ class ExperimentConfig:
                 f"samples_per_period {self.samples_per_period} must be >= 10 "
                 "(a 10 % validation slice needs at least one sample)"
             )
+        try:
+            check_prompt_format(self.prompt_format)
+        except PromptError as exc:
+            raise ExperimentError(str(exc)) from exc
+        if self.hybrid_periods < 0:
+            raise ExperimentError(f"hybrid_periods {self.hybrid_periods} must be >= 0")
         if self.max_train_samples is not None and self.max_train_samples < 1:
             raise ExperimentError(f"max_train_samples {self.max_train_samples} must be >= 1")
         for name in ("alpha_grid", "merge_grid"):

@@ -17,13 +17,14 @@ import numpy as np
 from rich.console import Console
 
 from lsat.adapters.experiment.config import ExperimentConfig
+from lsat.adapters.experiment.hybrid_fit import OutOfSample, fit_period_hybrid, hybrid_columns
 from lsat.adapters.experiment.report import PeriodResult
 from lsat.adapters.experiment.state import RunState, TrainRecord
 from lsat.adapters.experiment.strategies import (
     BASELINE_STRATEGIES,
     LONG_BASED_STRATEGIES,
     plan_updates,
-    roles_of,
+    roles_at,
 )
 from lsat.adapters.lifecycle.artifacts import save_recommender_adapter
 from lsat.adapters.model.combine import choose_alpha, choose_merge_weight, ensemble
@@ -35,6 +36,15 @@ from lsat.data.types import Sample
 __all__ = ["PERSISTENT_ROLES", "PeriodRunner"]
 
 PERSISTENT_ROLES = ("static", "long", "finetune")
+_SINGLE_ADAPTER = {
+    "static": "static",
+    "full": "full",
+    "finetune": "finetune",
+    "short": "short",
+    "long": "long",
+    "short-warm": "short_warm",
+}
+"""Strategies scored by one adapter: strategy → role."""
 
 
 def _make_baseline(strategy: str, seed: int) -> Any:
@@ -47,6 +57,7 @@ def _make_baseline(strategy: str, seed: int) -> Any:
         "rate-sum": baselines.LikeRateSum,
         "history-rate": baselines.HistoryLikeRate,
         "mf": lambda: baselines.MatrixFactorization(seed=seed),
+        "rate-stack": baselines.RateStack,
     }
     return factories[strategy]()
 
@@ -62,6 +73,7 @@ class _Scores:
     test: np.ndarray
     mix: float | None = None
     extra_seconds: float = 0.0
+    note: str = ""
 
 
 class PeriodRunner:
@@ -102,6 +114,8 @@ class PeriodRunner:
         validation = list(self.period(t).validation)
         for job in jobs:
             init_from = self.state.roles.get(job.role) if job.continues and t > 1 else None
+            if job.init_role is not None:  # warm start: no keep-the-old guard, reported raw
+                init_from = self.state.roles[job.init_role]
             key = (job.train_periods, init_from)
             if key in by_key:
                 record = by_key[key]
@@ -118,7 +132,7 @@ class PeriodRunner:
                 job.adapter_name, train, validation, init_from=init_from
             )
             kept = True
-            if init_from is not None:
+            if init_from is not None and job.init_role is None:
                 old_auc = auc(_labels(validation), self.rec.score(init_from, validation))
                 kept = not (report.val_auc <= old_auc)  # NaN comparisons keep the new one
                 if not kept:
@@ -154,13 +168,16 @@ class PeriodRunner:
         wanted = [s for s in self.config.strategies if s not in BASELINE_STRATEGIES]
         if t < self.config.m:
             wanted = [s for s in wanted if s not in LONG_BASED_STRATEGIES]
-        roles = sorted({role for s in wanted for role in roles_of(s)})
+        m = self.config.m
+        roles = sorted({role for s in wanted for role in roles_at(s, t, m)})
         names = sorted({self.state.roles[role] for role in roles})
         test_scores = self.rec.score_many(names, test) if names else {}
         out: dict[str, _Scores] = {}
         for strategy in wanted:
-            if strategy in ("static", "full", "finetune", "short", "long"):
-                out[strategy] = _Scores(test_scores[self.state.roles[strategy]])
+            if strategy in _SINGLE_ADAPTER:
+                out[strategy] = _Scores(test_scores[self.state.roles[_SINGLE_ADAPTER[strategy]]])
+        if "hybrid" in wanted:
+            out["hybrid"] = self.hybrid_scores(t, roles_at("hybrid", t, m), test_scores)
         needs_pair = [s for s in wanted if s.startswith("lsat")]
         if not needs_pair:
             return out
@@ -182,6 +199,38 @@ class PeriodRunner:
                     t, method, long_name, short_name, validation, test
                 )
         return out
+
+    def hybrid_scores(
+        self, t: int, roles: Sequence[str], test_scores: dict[str, np.ndarray]
+    ) -> _Scores:
+        """Fit the hybrid on out-of-sample scores up to period t; score period t+1.
+
+        Also records period t+1's test scores per role: out-of-sample data for later updates.
+        """
+        started = time.perf_counter()
+        validation = list(self.period(t).validation)
+        names = {role: self.state.roles[role] for role in roles}
+        current = self.rec.score_many(list(names.values()), validation)
+        blocks = [OutOfSample(validation, {r: current[n] for r, n in names.items()})]
+        first = max(1, t - self.config.hybrid_periods + 1)
+        for p in range(first, t + 1):
+            stored = self.state.oos.get(str(p), {})
+            blocks.append(
+                OutOfSample(self.period(p).samples, {r: np.asarray(v) for r, v in stored.items()})
+            )
+        history = [s for n in range(1, t + 1) for s in self.period(n).samples]
+        stack = _make_baseline("rate-stack", self.config.seed).learn_many(history)
+        combiner = fit_period_hybrid(stack, blocks, roles)
+        test = list(self.period(t + 1).samples)
+        role_scores = {r: test_scores[n] for r, n in names.items()}
+        p = combiner.predict_proba(hybrid_columns(stack, test, role_scores))
+        self.state.oos[str(t + 1)] = {r: v.tolist() for r, v in role_scores.items()}
+        for old in [k for k in self.state.oos if int(k) <= t + 1 - self.config.hybrid_periods]:
+            del self.state.oos[old]
+        weights = dict(zip(combiner.features, combiner.weights, strict=True))
+        llm_weight = sum(abs(w) for f, w in weights.items() if f.startswith("llm:"))
+        share = llm_weight / (sum(abs(w) for w in weights.values()) or 1.0)
+        return _Scores(p, share, time.perf_counter() - started, combiner.note)
 
     def merged_scores(
         self,
@@ -260,7 +309,9 @@ class PeriodRunner:
                 samples, seconds = baseline_costs[strategy]
             else:
                 records = {
-                    r.adapter: r for role in roles_of(strategy) for r in trained.get(role, [])
+                    r.adapter: r
+                    for role in roles_at(strategy, t, self.config.m)
+                    for r in trained.get(role, [])
                 }
                 samples = sum(r.train_samples for r in records.values())
                 seconds = sum(r.seconds for r in records.values())
@@ -279,6 +330,7 @@ class PeriodRunner:
                     train_samples=samples,
                     train_seconds=seconds + result.extra_seconds,
                     mix=result.mix,
+                    note=result.note,
                 )
             )
         return rows

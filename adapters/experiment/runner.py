@@ -15,6 +15,14 @@ Choices (documented in the report too):
   bites for full retraining and long, whose sets grow).
 * baselines are fitted on every sample (train + validation) of periods 1..t.
 * warm/cold: a test sample is cold when its target item is no target of periods 1..t.
+* every sample carries the collaborative counts of all interactions before it (prequential);
+  ``rate-stack`` is a logistic regression over them fitted on periods 1..t.
+* ``hybrid`` = the rate stack's logit + the short (and, from m on, long) adapter's logit,
+  fitted on out-of-sample scores (period t's validation, and the test-then-train scores of
+  the last ``hybrid_periods`` periods); it falls back to the rate stack when the adapters do
+  not raise the out-of-fold AUC. Its α/w column is the LLM features' share of the weights.
+* ``short-warm`` = a short adapter trained on period t starting from the long adapter
+  (t >= m), reported as trained (no keep-the-old guard), next to ``short`` from scratch.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from lsat.adapters.experiment.config import ExperimentConfig
+from lsat.adapters.experiment.config import ADDED_SETTINGS, ExperimentConfig
 from lsat.adapters.experiment.period import PeriodRunner
 from lsat.adapters.experiment.report import (
     PeriodResult,
@@ -44,13 +52,14 @@ from lsat.adapters.experiment.strategies import ExperimentError
 from lsat.adapters.lifecycle.artifacts import load_into_recommender
 from lsat.adapters.model.base_model import BaseLM
 from lsat.adapters.model.recommender import LoraRecommender
+from lsat.data.collaborative import build_annotated_samples
 from lsat.data.loaders import load_dataset
 from lsat.data.periods import Period, split_periods
-from lsat.data.samples import build_samples
 
 __all__ = [
     "ExperimentConfig",
     "ExperimentResult",
+    "make_recommender",
     "prepare_periods",
     "run_experiment",
     "write_outputs",
@@ -69,11 +78,11 @@ class ExperimentResult:
 
 
 def prepare_periods(config: ExperimentConfig, cache_dir: Path | None) -> tuple[Any, list[Period]]:
-    """Load the dataset, build TALLRec samples and cut the last N into periods."""
+    """Load the dataset, build annotated TALLRec samples and cut the last N into periods."""
     dataset = load_dataset(
         config.dataset, like_threshold=config.like_threshold, cache_dir=cache_dir
     )
-    samples = build_samples(dataset)
+    samples = build_annotated_samples(dataset.interactions)
     wanted = config.periods * config.samples_per_period
     if len(samples) < wanted:
         raise ExperimentError(
@@ -88,6 +97,27 @@ def prepare_periods(config: ExperimentConfig, cache_dir: Path | None) -> tuple[A
         validation_fraction=config.validation_fraction,
     )
     return dataset, list(periods)
+
+
+def make_recommender(
+    config: ExperimentConfig,
+    base: BaseLM,
+    dataset: Any,
+    *,
+    progress: bool = True,
+    device: str | None = None,
+) -> LoraRecommender:
+    """The recommender every strategy trains and scores with (prompt format, item noun, …)."""
+    return LoraRecommender(
+        base,
+        {item_id: item.title for item_id, item in dataset.items.items()},
+        item_noun=config.item_noun or dataset.item_noun,
+        prompt_format=config.prompt_format,
+        train_config=config.train_config(base.model.config.num_hidden_layers),
+        batch_size=config.score_batch_size,
+        progress=progress,
+        device=device,
+    )
 
 
 def run_experiment(
@@ -111,20 +141,11 @@ def run_experiment(
     """
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
-    state = open_state(out_dir, config.to_dict())
+    state = open_state(out_dir, config.to_dict(), defaults=ADDED_SETTINGS)
     dataset, periods = prepare_periods(config, cache_dir)
     if not isinstance(base, BaseLM):  # a loader: called once the config and data are known good
         base = base()
-    titles = {item_id: item.title for item_id, item in dataset.items.items()}
-    recommender = LoraRecommender(
-        base,
-        titles,
-        item_noun=dataset.item_noun,
-        train_config=config.train_config(base.model.config.num_hidden_layers),
-        batch_size=config.score_batch_size,
-        progress=progress,
-        device=device,
-    )
+    recommender = make_recommender(config, base, dataset, progress=progress, device=device)
     runner = PeriodRunner(config, periods, recommender, state, out_dir, console)
     skipped = list(state.completed)
     if skipped:

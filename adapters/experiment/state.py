@@ -61,6 +61,8 @@ class RunState:
     saved: dict[str, str] = field(default_factory=dict)
     train_log: list[TrainRecord] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    oos: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """Out-of-sample P(like) per test period and adapter role (what the hybrid is fitted on)."""
 
     def next_period(self) -> int:
         """The first update period not finished yet (1 for a fresh run)."""
@@ -76,6 +78,7 @@ class RunState:
             "saved": self.saved,
             "train_log": [asdict(r) for r in self.train_log],
             "rows": self.rows,
+            "oos": self.oos,
         }
         tmp = self.path.with_suffix(".json.tmp")
         with tmp.open("w") as handle:
@@ -98,24 +101,38 @@ def _normalise(config: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(config), default=_json_default))
 
 
-def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def config_differences(
+    old: Mapping[str, Any], new: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> list[str]:
     """Human-readable differences between two configurations, one ``key: old -> new`` each.
+
+    A setting absent from ``old`` (added to the configuration later) whose new value is its
+    entry in ``defaults`` is no difference: older runs resume.
 
     >>> config_differences({"a": 1, "b": [1]}, {"a": 2, "b": (1,), "c": None})
     ['a: 1 -> 2', 'c: (absent) -> None']
+    >>> config_differences({"a": 1}, {"a": 1, "c": "x"}, defaults={"c": "x"})
+    []
     """
     old_n, new_n = _normalise(old), _normalise(new)
+    known = _normalise(defaults or {})
     out = []
     for key in sorted(set(old_n) | set(new_n)):
         a = old_n.get(key, "(absent)")
         b = new_n.get(key, "(absent)")
+        if key not in old_n and key in known and known[key] == b:
+            continue
         if a != b:
             out.append(f"{key}: {a} -> {b}")
     return out
 
 
-def open_state(out_dir: Path, config: Mapping[str, Any]) -> RunState:
+def open_state(
+    out_dir: Path, config: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> RunState:
     """Load ``out_dir/state.json`` for resuming, or start a fresh state.
+
+    ``defaults`` are the values of settings added after older runs (see config_differences).
 
     Raises :class:`ConfigMismatchError` (listing each differing setting) when the folder holds
     a run with another configuration, and :class:`ExperimentError` for an unreadable file.
@@ -133,7 +150,7 @@ def open_state(out_dir: Path, config: Mapping[str, Any]) -> RunState:
         raise ExperimentError(
             f"cannot resume from {path}: unreadable state ({exc}); use another --out folder"
         ) from exc
-    differences = config_differences(stored, wanted)
+    differences = config_differences(stored, wanted, defaults)
     if differences:
         raise ConfigMismatchError(
             f"refusing to resume {out_dir}: it holds a run with another configuration ("
@@ -148,4 +165,5 @@ def open_state(out_dir: Path, config: Mapping[str, Any]) -> RunState:
         saved=dict(payload["saved"]),
         train_log=log,
         rows=list(payload["rows"]),
+        oos={str(k): dict(v) for k, v in payload.get("oos", {}).items()},
     )

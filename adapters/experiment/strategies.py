@@ -16,10 +16,13 @@ short      every t it is needed                 period t, from scratch
 full       every t                              periods 1..t (capped), from scratch
 finetune   every t                              period t, continuing the previous one
 long       t = m (``long_periods``)             periods 1..m (capped), then frozen
+short_warm every t >= m                         period t, starting from the long adapter
 =========  ===================================  ==========================================
 
-Strategies that need the long adapter (``long``, ``lsat-*``) are undefined before it exists:
-they get no result for test periods 2..m (reported as n/a).
+Strategies that need the long adapter (``long``, ``lsat-*``, ``short-warm``) are undefined
+before it exists: they get no result for test periods 2..m (reported as n/a). ``hybrid``
+combines the rates with the short adapter's logit, and with the long one's once it exists
+(see :func:`roles_at`); ``rate-stack`` is a non-LLM baseline.
 
 >>> [job.role for job in plan_updates(1, n_periods=4, long_periods=2, strategies=STRATEGIES)]
 ['static', 'short', 'full', 'finetune']
@@ -51,6 +54,7 @@ __all__ = [
     "evaluated_periods",
     "parse_strategies",
     "plan_updates",
+    "roles_at",
     "roles_needed",
     "roles_of",
     "second_half_periods",
@@ -74,13 +78,22 @@ LLM_STRATEGIES: tuple[str, ...] = (
     "lsat-en",
     "lsat-ta-delta",
     "lsat-ta-ab",
+    "short-warm",
+    "hybrid",
 )
-BASELINE_STRATEGIES: tuple[str, ...] = ("user-rate", "item-rate", "rate-sum", "history-rate", "mf")
+BASELINE_STRATEGIES: tuple[str, ...] = (
+    "user-rate",
+    "item-rate",
+    "rate-sum",
+    "history-rate",
+    "mf",
+    "rate-stack",
+)
 STRATEGIES: tuple[str, ...] = LLM_STRATEGIES + BASELINE_STRATEGIES
 LONG_BASED_STRATEGIES: frozenset[str] = frozenset(
-    {"long", "lsat-en", "lsat-ta-delta", "lsat-ta-ab"}
+    {"long", "lsat-en", "lsat-ta-delta", "lsat-ta-ab", "short-warm"}
 )
-ROLES: tuple[str, ...] = ("static", "short", "full", "finetune", "long")
+ROLES: tuple[str, ...] = ("static", "short", "full", "finetune", "long", "short_warm")
 
 _ROLES_OF_STRATEGY: dict[str, tuple[str, ...]] = {
     "static": ("static",),
@@ -91,6 +104,8 @@ _ROLES_OF_STRATEGY: dict[str, tuple[str, ...]] = {
     "lsat-en": ("long", "short"),
     "lsat-ta-delta": ("long", "short"),
     "lsat-ta-ab": ("long", "short"),
+    "short-warm": ("long", "short_warm"),
+    "hybrid": ("long", "short"),
 }
 
 
@@ -125,12 +140,32 @@ def parse_strategies(text: str | Iterable[str]) -> tuple[str, ...]:
 def roles_of(strategy: str) -> tuple[str, ...]:
     """The adapter roles a strategy scores with (none for the non-LLM baselines).
 
-    >>> roles_of("lsat-en"), roles_of("mf")
-    (('long', 'short'), ())
+    The last role is the adapter that scores a single-adapter strategy (``short-warm`` also
+    needs the long adapter it starts from).
+
+    >>> roles_of("lsat-en"), roles_of("mf"), roles_of("short-warm")
+    (('long', 'short'), (), ('long', 'short_warm'))
     """
     if strategy not in STRATEGIES:
         raise ExperimentError(f"unknown strategy {strategy!r}")
     return _ROLES_OF_STRATEGY.get(strategy, ())
+
+
+def roles_at(strategy: str, update_period: int, long_periods: int) -> tuple[str, ...]:
+    """The roles a strategy scores with after updating with ``update_period``.
+
+    Long-based strategies have none before the long adapter exists; the hybrid uses the
+    short adapter alone until then.
+
+    >>> roles_at("hybrid", 1, 2), roles_at("hybrid", 2, 2), roles_at("short-warm", 1, 2)
+    (('short',), ('long', 'short'), ())
+    """
+    roles = roles_of(strategy)
+    if update_period >= long_periods:
+        return roles
+    if strategy in LONG_BASED_STRATEGIES:
+        return ()
+    return tuple(role for role in roles if role != "long")
 
 
 def roles_needed(strategies: Iterable[str], update_period: int, long_periods: int) -> set[str]:
@@ -143,9 +178,7 @@ def roles_needed(strategies: Iterable[str], update_period: int, long_periods: in
     """
     needed: set[str] = set()
     for strategy in strategies:
-        if strategy in LONG_BASED_STRATEGIES and update_period < long_periods:
-            continue
-        needed.update(roles_of(strategy))
+        needed.update(roles_at(strategy, update_period, long_periods))
     return needed
 
 
@@ -153,16 +186,18 @@ def roles_needed(strategies: Iterable[str], update_period: int, long_periods: in
 class AdapterJob:
     """One adapter to train at an update period.
 
-    ``continues`` means "start from the current adapter of this role" (fine-tuning); the
-    runner resolves it to a concrete adapter name. Every job trains on at most
-    ``max_train_samples`` of the most recent samples of its periods (the runner's cap; it only
-    bites for the growing sets of ``full`` and ``long``).
+    ``continues`` means "start from the current adapter of this role" (fine-tuning),
+    ``init_role`` "start from the current adapter of that role" (a short adapter warm-started
+    from the long one); the runner resolves them to concrete adapter names. Every job trains
+    on at most ``max_train_samples`` of the most recent samples of its periods (the runner's
+    cap; it only bites for the growing sets of ``full`` and ``long``).
     """
 
     role: str
     update_period: int
     train_periods: tuple[int, ...]
     continues: bool = False
+    init_role: str | None = None
 
     @property
     def share_key(self) -> tuple[tuple[int, ...], str | None]:
@@ -173,6 +208,8 @@ class AdapterJob:
         start = f"{self.role}@{self.update_period - 1}" if self.continues else None
         if self.continues and self.update_period == 1:
             start = None
+        if self.init_role is not None:
+            start = f"{self.init_role}@{self.update_period}"
         return self.train_periods, start
 
     @property
@@ -216,6 +253,8 @@ def plan_updates(
         jobs.append(AdapterJob("finetune", t, (t,), continues=True))
     if "long" in needed and t == long_periods:
         jobs.append(AdapterJob("long", t, history))
+    if "short_warm" in needed:  # after long: at t = m it starts from the long trained now
+        jobs.append(AdapterJob("short_warm", t, (t,), init_role="long"))
     return jobs
 
 
@@ -274,6 +313,8 @@ def describe_plan(n_periods: int, long_periods: int, strategies: Sequence[str]) 
 
     >>> describe_plan(3, 1, ["short", "long", "finetune"])
     ['period 1: short=finetune=long (1)', 'period 2: short (2), finetune (2, continued)']
+    >>> describe_plan(3, 2, ["short-warm"])
+    ['period 1: nothing', 'period 2: long (1-2), short_warm (2, from long)']
     """
     lines = []
     for t in range(1, n_periods):
@@ -283,6 +324,7 @@ def describe_plan(n_periods: int, long_periods: int, strategies: Sequence[str]) 
         parts = []
         for (periods, start), jobs in groups.items():
             roles = "=".join(j.role for j in jobs)
-            parts.append(f"{roles} ({_span(periods)}{', continued' if start else ''})")
+            how = f", from {jobs[0].init_role}" if jobs[0].init_role else ", continued"
+            parts.append(f"{roles} ({_span(periods)}{how if start else ''})")
         lines.append(f"period {t}: " + (", ".join(parts) if parts else "nothing"))
     return lines

@@ -17,9 +17,9 @@ from lsat.adapters.experiment.baselines import (
     UserLikeRate,
 )
 from lsat.core.evaluation import auc
+from lsat.data.collaborative import annotate_samples, build_annotated_samples
 from lsat.data.loaders import load_dataset
 from lsat.data.periods import split_periods
-from lsat.data.samples import build_samples
 from lsat.data.types import Sample
 
 
@@ -27,19 +27,24 @@ def sample(user: str, item: str, label: int, history: tuple[int, ...] = ()) -> S
     return Sample(f"{user}:{item}", user, item, 0, label, tuple("h" * len(history)), history)
 
 
-TOY = [
-    sample("a", "x", 1),
-    sample("a", "y", 1),
-    sample("a", "z", 0),
-    sample("b", "x", 1),
-    sample("b", "y", 0),
-    sample("b", "z", 0),
-]  # global like-rate 0.5; user a 2/3, b 1/3; item x 1, y 1/2, z 0
+_TOY_AND_NEW = annotate_samples(
+    [
+        sample("a", "x", 1),
+        sample("a", "y", 1),
+        sample("a", "z", 0),
+        sample("b", "x", 1),
+        sample("b", "y", 0),
+        sample("b", "z", 0),
+        sample("new", "new", 1),
+    ]
+)  # with prequential counts (the rate stack reads them)
+TOY, NEW = _TOY_AND_NEW[:-1], _TOY_AND_NEW[-1]
+# global like-rate 0.5; user a 2/3, b 1/3; item x 1, y 1/2, z 0
 
 
 @pytest.fixture(scope="module")
 def ml100k_samples(ml100k_dir: Path) -> list[Sample]:
-    return build_samples(load_dataset(ml100k_dir))
+    return build_annotated_samples(load_dataset(ml100k_dir).interactions)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +68,7 @@ def test_smoothed_rates(model, target: Sample, expected: float) -> None:
 def test_contract(name: str) -> None:
     model = BASELINES[name]()
     assert model.learn_many(TOY) is model and model.fit(TOY) is model
-    probs = model.predict_many([*TOY, sample("new", "new", 1)])
+    probs = model.predict_many([*TOY, NEW])
     assert probs.shape == (7,) and probs.dtype == np.float64
     assert np.all((probs >= 0) & (probs <= 1))
     assert model.predict_many([]).shape == (0,)

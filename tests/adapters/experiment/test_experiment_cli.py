@@ -33,6 +33,30 @@ def test_flags_map_to_the_config() -> None:
     assert (train.r, train.lora_alpha, train.lora_dropout, train.lr) == (8, 16, 0.05, 1e-3)
 
 
+def test_prompt_and_hybrid_flags_map_to_the_config() -> None:
+    args = _parse(
+        "--prompt-format", "tallrec_hints", "--item-noun", "product", "--hybrid-periods", "2",
+        "--strategies", "hybrid,rate-stack,short-warm",
+    )  # fmt: skip
+    config = cli.config_from_args(args, Settings())
+    assert (config.prompt_format, config.item_noun, config.hybrid_periods) == (
+        "tallrec_hints",
+        "product",
+        2,
+    )
+    assert config.strategies == ("short-warm", "hybrid", "rate-stack")
+    defaults = cli.config_from_args(_parse(), Settings())
+    assert (defaults.prompt_format, defaults.item_noun) == ("tallrec", None)
+
+
+def test_plan_shows_the_warm_started_short_adapter(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse("--periods", "4", "--strategies", "short-warm,hybrid", "--plan")
+    assert args.func(args, Settings()) == 0
+    err = capsys.readouterr().err
+    assert "period 1: short (1)" in err
+    assert "period 2: short (2), long (1-2), short_warm (2, from long)" in err
+
+
 def test_defaults_are_a_small_smoke_run() -> None:
     config = cli.config_from_args(_parse(), Settings())
     assert config.dataset == "ml-100k" and config.periods * config.samples_per_period <= 400
@@ -56,6 +80,7 @@ def test_plan_prints_which_adapters_train_when(capsys: pytest.CaptureFixture[str
         (("--periods", "4", "--long-periods", "4"), "long_periods 4"),
         (("--split", "count", "--samples-per-period", "5"), "samples_per_period 5"),
         (("--merge-grid", "0.5,1.5"), "merge_grid"),
+        (("--hybrid-periods", "-1"), "hybrid_periods -1"),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_value(

@@ -46,6 +46,7 @@ def _plan(t: int, n: int, m: int, strategies: tuple[str, ...] | list[str]) -> li
                 ("full", (1, 2), False),
                 ("finetune", (2,), True),
                 ("long", (1, 2), False),
+                ("short_warm", (2,), False),
             ],
         ),
         # after m: long is frozen, static too; only short/full/finetune train
@@ -54,7 +55,12 @@ def _plan(t: int, n: int, m: int, strategies: tuple[str, ...] | list[str]) -> li
             4,
             2,
             STRATEGIES,
-            [("short", (3,), False), ("full", (1, 2, 3), False), ("finetune", (3,), True)],
+            [
+                ("short", (3,), False),
+                ("full", (1, 2, 3), False),
+                ("finetune", (3,), True),
+                ("short_warm", (3,), False),
+            ],
         ),
         # lsat-en alone needs nothing before m, then long + short
         (1, 20, 10, ["lsat-en"], []),
@@ -65,6 +71,14 @@ def _plan(t: int, n: int, m: int, strategies: tuple[str, ...] | list[str]) -> li
         (1, 3, 1, ["static"], [("static", (1,), False)]),
         (2, 3, 1, ["static"], []),
         (1, 3, 1, ["mf", "user-rate"], []),
+        # short-warm: nothing before m; at m the long adapter first, then short_warm from it
+        (1, 4, 2, ["short-warm"], []),
+        (2, 4, 2, ["short-warm"], [("long", (1, 2), False), ("short_warm", (2,), False)]),
+        (3, 4, 2, ["short-warm"], [("short_warm", (3,), False)]),
+        # the hybrid needs the short adapter from the start, the long one from m on
+        (1, 4, 2, ["hybrid"], [("short", (1,), False)]),
+        (2, 4, 2, ["hybrid"], [("short", (2,), False), ("long", (1, 2), False)]),
+        (1, 4, 2, ["rate-stack"], []),
         # long with m = 1 is trained in period 1 alongside short
         (1, 3, 1, ["long", "short"], [("short", (1,), False), ("long", (1,), False)]),
     ],
@@ -75,7 +89,7 @@ def test_plan_updates_table(t: int, n: int, m: int, strategies, expected) -> Non
 
 @pytest.mark.parametrize(
     ("t", "expected_unique"),
-    [(1, 1), (2, 3), (3, 3)],  # 1: all share; 2: full == long on periods 1..2
+    [(1, 1), (2, 4), (3, 4)],  # 1: all share; 2: full == long on periods 1..2; + short_warm
 )
 def test_shared_jobs_are_counted_once(t: int, expected_unique: int) -> None:
     jobs = plan_updates(t, 4, 2, STRATEGIES)

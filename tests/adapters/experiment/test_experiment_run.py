@@ -82,8 +82,9 @@ def test_complete_run_writes_every_output(ml100k_dir: Path, base: BaseLM, tmp_pa
     for record in result.trained:
         per_period[record.period] = per_period.get(record.period, 0) + 1
     # period 1: static = short = full = fine-tune (one LoRA on period 1); period 2 (= m):
-    # short, full = long (periods 1..2), fine-tune; period 3: short, full, fine-tune
-    assert per_period == {1: 1, 2: 3, 3: 3}
+    # short, full = long (periods 1..2), fine-tune, short-warm (from long); period 3: short,
+    # full, fine-tune, short-warm
+    assert per_period == {1: 1, 2: 4, 3: 4}
     # only the adapters later periods need are kept on disk: static, long, fine-tuned
     kept = sorted(p.name for p in (tmp_path / "adapters").iterdir())
     state = open_state(tmp_path, config.to_dict())
@@ -92,7 +93,8 @@ def test_complete_run_writes_every_output(ml100k_dir: Path, base: BaseLM, tmp_pa
 
 
 def test_resume_redoes_no_finished_period(ml100k_dir: Path, base: BaseLM, tmp_path: Path) -> None:
-    config = _config(ml100k_dir, strategies="short,finetune,long,lsat-en,lsat-ta-ab,mf")
+    strategies = "short,finetune,long,lsat-en,lsat-ta-ab,hybrid,mf,rate-stack"
+    config = _config(ml100k_dir, strategies=strategies)
     reference = run_experiment(config, tmp_path / "straight", base=base, progress=False)
 
     def crash_after_two(period: int) -> None:
@@ -120,6 +122,7 @@ def test_resume_redoes_no_finished_period(ml100k_dir: Path, base: BaseLM, tmp_pa
         else:
             assert row.auc == pytest.approx(other.auc, abs=1e-6), row.strategy
             assert row.mix == other.mix
+            assert row.note == other.note  # the hybrid's choice too (its out-of-sample state)
 
     # rerunning a finished run trains nothing
     again = run_experiment(config, out, base=base, progress=False)
