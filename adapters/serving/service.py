@@ -77,19 +77,7 @@ class StoreHistory:
 
     def history(self, user_id: str, length: int) -> tuple[tuple[str, int], ...]:
         """The user's last ``length`` stored interactions in arrival order."""
-        from sqlalchemy import select
-
-        from lsat.stream.store.models import InteractionRow
-
-        query = (
-            select(InteractionRow.item_id, InteractionRow.label)
-            .where(InteractionRow.user_id == user_id)
-            .order_by(InteractionRow.id.desc())
-            .limit(length)
-        )
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return tuple((str(item), int(label)) for item, label in reversed(rows))
+        return self.store.user_history(user_id, length)
 
     def titles(self) -> dict[str, str]:
         """The catalogue's titles."""
@@ -98,27 +86,7 @@ class StoreHistory:
     def candidates(self, user_id: str, count: int) -> list[str]:
         """The most liked items of the recent interactions that ``user_id`` never touched
         (ties: more interactions first, then item id)."""
-        from sqlalchemy import func, select
-
-        from lsat.stream.store.models import InteractionRow
-
-        recent = (
-            select(InteractionRow.item_id, InteractionRow.label)
-            .order_by(InteractionRow.id.desc())
-            .limit(self.recent_interactions)
-            .subquery()
-        )
-        seen = select(InteractionRow.item_id).where(InteractionRow.user_id == user_id)
-        likes = func.sum(recent.c.label)
-        query = (
-            select(recent.c.item_id)
-            .where(recent.c.item_id.not_in(seen))
-            .group_by(recent.c.item_id)
-            .order_by(likes.desc(), func.count().desc(), recent.c.item_id)
-            .limit(count)
-        )
-        with self.store.engine.connect() as conn:
-            return [str(item) for (item,) in conn.execute(query).all()]
+        return self.store.liked_unseen_items(user_id, count, self.recent_interactions)
 
 
 def combined_scores(scores: dict[str, np.ndarray], alpha: float) -> np.ndarray:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from lsat.core.db import READ_ONLY_OPTION, create_db_engine
 from lsat.data.types import Interaction, Item, Sample
+from lsat.stream.store.history import liked_unseen_items, user_history
 from lsat.stream.store.models import (
     Base,
     CatalogueItemRow,
@@ -200,6 +201,17 @@ class SampleStore:
         with self._reads() as session:
             rows = session.scalars(select(CatalogueItemRow))
             return {r.item_id: Item(r.item_id, r.title, dict(r.extra or {})) for r in rows}
+
+    def user_history(self, user_id: str, length: int) -> tuple[tuple[str, int], ...]:
+        """``user_id``'s last ``length`` stored ``(item id, label)`` pairs, in arrival order."""
+        with self._reads() as session:
+            return user_history(session, user_id, length)
+
+    def liked_unseen_items(self, user_id: str, count: int, recent: int) -> list[str]:
+        """Up to ``count`` items of the latest ``recent`` interactions that ``user_id`` never
+        touched, most liked first (ties: more interactions, then item id)."""
+        with self._reads() as session:
+            return liked_unseen_items(session, user_id, count, recent)
 
     def window(self, window_id: int) -> StoredWindow | None:
         """One window, or ``None``."""
