@@ -5,6 +5,8 @@ state and the detectors, it returns a :class:`StepResult`: the sample to store (
 user has fewer than ``HISTORY_LENGTH`` earlier interactions, or for a re-delivered event), its
 window id and late flag, windows that closed with their :class:`RetrainRequest`, and the drift
 detectors' statistics. The agent stores the sample, publishes the requests, exports metrics.
+Given like counts (:class:`~lsat.data.collaborative.CollaborativeCounts`), the sample carries
+them as of just before its event.
 
 Order within one step: the detectors see the sample first; then the window takes it (which may
 close the previous window by span, or this one as full); drift that fired for a window that
@@ -36,6 +38,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lsat.data.collaborative import CollaborativeCounts
 from lsat.data.samples import HistoryTracker
 from lsat.data.types import Interaction, Sample
 from lsat.stream.drift.base import DriftDetector
@@ -193,17 +196,24 @@ def process_interaction(
     detectors: Detectors | None = None,
     item_category: Hashable | None = None,
     now_s: float | None = None,
+    counts: CollaborativeCounts | None = None,
 ) -> tuple[PipelineState, StepResult]:
-    """One validated interaction through history, window, drift and triggers.
+    """One validated interaction through history, like counts, window, drift and triggers.
 
-    ``history`` and the detectors are updated in place; the window state is returned anew.
-    A re-delivered event (same key among the user's remembered events) changes nothing.
+    ``history``, ``counts`` and the detectors are updated in place; the window state is
+    returned anew. With ``counts``, every new interaction is counted and its sample carries
+    the counts as they were just before it (``Sample.collaborative``). A re-delivered event
+    (same key among the user's remembered events) changes nothing.
     """
     if history.is_duplicate(interaction):
         return state, StepResult(None, None, duplicate=True)
     now_s = time.time() if now_s is None else now_s
     detectors = detectors or Detectors()
     sample = history.observe(interaction)
+    if counts is not None:
+        features = counts.observe(interaction.user_id, interaction.item_id, interaction.label)
+        if sample is not None:
+            sample = replace(sample, collaborative=features)
     fired: dict[str, float] = {}
     drift: dict[str, dict[str, float | bool]] = {}
     if sample is not None:

@@ -18,7 +18,9 @@ Restart (crash-safe, chosen over faust changelog tables, which tansu never compa
 history is rebuilt from the stored interactions and the window state from the stored pipeline
 state; closed windows whose retrain request was not confirmed sent are sent again. Drift
 detectors are saved with the window state, in the same transaction, and restored with it, so a
-restart does not move window boundaries.
+restart does not move window boundaries. Per-user and per-item like counts live in their own
+tables, updated with the interactions (:mod:`lsat.stream.store.collaborative`); the in-memory
+copy that annotates each sample is reloaded from them.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class StreamProcessor(IsolatedHandler):
             length=HISTORY_LENGTH,
             remember_events=REMEMBERED_EVENTS,
         )
+        self.counts = self.store.like_counts()  # as committed: a failed batch may have fed it
         for item in self.store.catalogue().values():
             self._remember_category(item.item_id, item.extra.get("genres"))
         self._update_window_gauges()
@@ -279,6 +282,7 @@ class StreamProcessor(IsolatedHandler):
             detectors=self.detectors,
             item_category=self.categories.get(interaction.item_id),
             now_s=self.clock(),
+            counts=self.counts,
         )
         if result.duplicate:
             return state, None

@@ -25,8 +25,11 @@ __all__ = [
     "CatalogueItemRow",
     "DeadLetterRow",
     "InteractionRow",
+    "ItemLikeCountRow",
+    "LikeCountTotalRow",
     "SampleRow",
     "StreamStateRow",
+    "UserLikeCountRow",
     "WindowRow",
 ]
 
@@ -81,6 +84,14 @@ class SampleRow(Base):
     source_partition: Mapped[int | None] = mapped_column(Integer)
     source_offset: Mapped[int | None] = mapped_column(BigInteger)
     inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # like counts as of just before this event (lsat.stream.store.collaborative); NULL for
+    # samples stored before the stream kept them
+    user_likes_before: Mapped[int | None] = mapped_column(Integer)
+    user_count_before: Mapped[int | None] = mapped_column(Integer)
+    item_likes_before: Mapped[int | None] = mapped_column(Integer)
+    item_count_before: Mapped[int | None] = mapped_column(Integer)
+    global_likes_before: Mapped[int | None] = mapped_column(BigInteger)
+    global_count_before: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class WindowRow(Base):
@@ -140,3 +151,34 @@ class CatalogueItemRow(Base):
     title: Mapped[str] = mapped_column(Text, nullable=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class UserLikeCountRow(Base):
+    """How many stored interactions each user has, and how many were likes (updated with the
+    interactions, in their transaction; see :mod:`lsat.stream.store.collaborative`)."""
+
+    __tablename__ = "user_like_counts"
+
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    likes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class ItemLikeCountRow(Base):
+    """How many stored interactions each item has, and how many were likes."""
+
+    __tablename__ = "item_like_counts"
+
+    item_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    likes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class LikeCountTotalRow(Base):
+    """Totals over every stored interaction: one row, ``name = "global"``."""
+
+    __tablename__ = "like_count_totals"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    likes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -17,7 +17,14 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from lsat.core.db import READ_ONLY_OPTION, create_db_engine
-from lsat.data.types import Interaction, Item, Sample
+from lsat.data.collaborative import CollaborativeCounts
+from lsat.data.types import CollaborativeFeatures, Interaction, Item, Sample
+from lsat.stream.store.collaborative import (
+    features_now,
+    features_of,
+    like_counts_kept,
+    load_like_counts,
+)
 from lsat.stream.store.history import liked_unseen_items, user_history
 from lsat.stream.store.models import (
     Base,
@@ -65,6 +72,7 @@ def _sample(row: SampleRow) -> Sample:
         label=row.label,
         history_item_ids=tuple(history.get("item_ids", ())),
         history_labels=tuple(int(x) for x in history.get("labels", ())),
+        collaborative=features_of(row),
     )
 
 
@@ -81,9 +89,15 @@ class SampleStore:
             self.create_schema()
 
     def create_schema(self) -> None:
-        """Create the tables that do not exist yet; add new nullable columns to old ones."""
+        """Create the tables that do not exist yet; add new nullable columns to old ones;
+        fill the like counts of a store created before they were kept."""
         Base.metadata.create_all(self.engine)
         add_missing_columns(self.engine, Base.metadata)
+        with self._reads() as session:
+            kept = like_counts_kept(session)
+        if not kept:
+            with self.transaction() as tx:
+                tx.backfill_like_counts()
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -195,6 +209,20 @@ class SampleStore:
         with self._reads() as session:
             row = session.get(StreamStateRow, name)
             return dict(row.data) if row else None
+
+    def like_counts(self) -> CollaborativeCounts:
+        """The like counts of every stored interaction (co-like off): the worker's cache."""
+        with self._reads() as session:
+            return load_like_counts(session)
+
+    def collaborative_features(
+        self, user_id: str, item_ids: Sequence[str]
+    ) -> dict[str, CollaborativeFeatures]:
+        """Per item, the features an event ``(user_id, item)`` would carry now: the counts
+        over every stored interaction, as a stored sample's are over those before it
+        (``co_like`` is 0.0; an unknown user or item counts 0). For live scoring."""
+        with self._reads() as session:
+            return features_now(session, user_id, item_ids)
 
     def catalogue(self) -> dict[str, Item]:
         """Every catalogue item by id."""

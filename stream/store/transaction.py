@@ -18,6 +18,11 @@ from sqlalchemy.orm import Session
 
 from lsat.data.types import Interaction, Item
 from lsat.stream.errors import StreamError
+from lsat.stream.store.collaborative import (
+    add_like_counts,
+    backfill_like_counts,
+    sample_feature_values,
+)
 from lsat.stream.store.models import (
     CatalogueItemRow,
     DeadLetterRow,
@@ -119,7 +124,8 @@ class StoreTransaction:
         return True
 
     def add_events(self, items: Sequence[IngestItem]) -> None:
-        """Bulk-insert new interactions and their samples, and count samples into windows.
+        """Bulk-insert new interactions and their samples, count samples into windows and
+        the interactions into the like counts (:mod:`lsat.stream.store.collaborative`).
 
         The caller has checked the ids with :meth:`existing_event_ids` (the worker is the only
         writer of its partitions); ``ON CONFLICT DO NOTHING`` keeps a racing duplicate out.
@@ -167,6 +173,7 @@ class StoreTransaction:
                     "source_partition": partition,
                     "source_offset": offset,
                     "inserted_at": now,
+                    **sample_feature_values(sample.collaborative),
                 }
             )
             if item.window_id is not None:
@@ -185,12 +192,18 @@ class StoreTransaction:
                 ),
                 samples,
             )
+        add_like_counts(self.session, self._insert, [item.interaction for item in items])
         for window_id, timestamps in windows.items():
             row = self._window_row(window_id)
             row.count += len(timestamps)
             low, high = min(timestamps), max(timestamps)
             row.start_ts = low if row.start_ts is None else min(row.start_ts, low)
             row.end_ts = high if row.end_ts is None else max(row.end_ts, high)
+
+    def backfill_like_counts(self) -> bool:
+        """Count the stored interactions into the like-count tables once (a store created
+        before they existed); ``False`` when they were already kept."""
+        return backfill_like_counts(self.session, self._insert)
 
     def _window_row(self, window_id: int) -> WindowRow:
         row = self.session.get(WindowRow, window_id)
