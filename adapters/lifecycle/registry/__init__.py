@@ -43,6 +43,7 @@ from lsat.adapters.lifecycle.registry.store import (
     SqlRegistryStore,
     open_registry,
 )
+from lsat.adapters.lifecycle.registry.window_scores import WindowScores
 
 __all__ = [
     "ADAPTER_STATUSES",
@@ -63,5 +64,6 @@ __all__ = [
     "VersionAllocationFailed",
     "VersionRejected",
     "WindowId",
+    "WindowScores",
     "open_registry",
 ]

@@ -19,6 +19,7 @@ from lsat.adapters.lifecycle.registry.entities import (
     Evaluation,
     WindowId,
 )
+from lsat.adapters.lifecycle.registry.window_scores import WindowScores
 
 __all__ = ["RegistryStore"]
 
@@ -106,6 +107,19 @@ class RegistryStore(abc.ABC):
         window_id: WindowId | None = None,
     ) -> builtins.list[Evaluation]:
         """Recorded evaluations, oldest first, optionally filtered."""
+
+    @abc.abstractmethod
+    def record_window_scores(
+        self,
+        window_id: WindowId,
+        columns: Mapping[str, Any],
+        metrics: Mapping[str, Mapping[str, float]],
+    ) -> WindowScores:
+        """Store (or replace) one window's out-of-sample per-sample columns and metrics."""
+
+    @abc.abstractmethod
+    def window_scores(self, limit: int | None = None) -> builtins.list[WindowScores]:
+        """The newest ``limit`` windows' scores (all by default), oldest first."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "AliasHistoryRow",
     "AliasRow",
     "RegistryBase",
+    "WindowScoreRow",
     "utc_now",
 ]
 
@@ -155,4 +156,26 @@ class AdapterEvaluationRow(RegistryBase):
     auc: Mapped[float | None] = mapped_column(Float)
     logloss: Mapped[float | None] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WindowScoreRow(RegistryBase):
+    """Per-sample test-then-train scores of one window and what each scorer achieved on it.
+
+    ``columns`` holds equal-length lists (labels, event ids, the adapters' probabilities, the
+    rate features), all out-of-sample: scored before any training on the window. The trainer
+    fits its combiners on the rows of recent windows; re-recording a window replaces its row.
+    """
+
+    __tablename__ = "adapter_window_scores"
+    __table_args__ = (
+        UniqueConstraint("window_id"),
+        CheckConstraint("n >= 0", name="n_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    window_id: Mapped[str] = mapped_column(String(128))
+    n: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -67,6 +67,14 @@ from lsat.adapters.lifecycle.registry.models import (
     AliasRow,
     utc_now,
 )
+from lsat.adapters.lifecycle.registry.window_scores import (
+    WindowScores,
+    check_columns,
+    check_window_metrics,
+    upsert_window_scores,
+    window_scores_entity,
+    window_scores_query,
+)
 from lsat.core.db import READ_ONLY_OPTION, create_db_engine
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "SqlRegistryStore", "open_registry"]
@@ -386,3 +394,22 @@ class SqlRegistryStore(RegistryStore):
         query = evaluation_query(kind, version, window_id)
         with self._transaction(read_only=True) as session:
             return [evaluation_entity(row) for row in session.scalars(query)]
+
+    def record_window_scores(
+        self,
+        window_id: WindowId,
+        columns: Mapping[str, Any],
+        metrics: Mapping[str, Mapping[str, float]],
+    ) -> WindowScores:
+        window = str(check.check_window_ids(window_id)[0])
+        n = check_columns(columns)
+        values = {str(k): list(v) for k, v in columns.items()}
+        checked = check_window_metrics(metrics)
+        with self._transaction() as session:
+            return upsert_window_scores(session, window, n, values, checked)
+
+    def window_scores(self, limit: int | None = None) -> builtins.list[WindowScores]:
+        query = window_scores_query(limit)
+        with self._transaction(read_only=True) as session:
+            rows = [window_scores_entity(row) for row in session.scalars(query)]
+        return rows[::-1]

@@ -24,6 +24,7 @@ REGISTRY_TABLES = {
     "adapter_evaluations",
     "registry_aliases",
     "registry_alias_history",
+    "adapter_window_scores",
     VERSION_TABLE,
 }
 
