@@ -5,7 +5,9 @@ at once), so one response never mixes adapters of two promotions. The registry a
 ``serving-long`` / ``serving-short`` / ``serving-merged`` are the source of truth;
 :func:`current_serving_set` rebuilds the message from them (α and the merge weight are stored in
 the serving short / merged version's ``metrics`` under :data:`ALPHA_METRIC` /
-:data:`MERGE_WEIGHT_METRIC`).
+:data:`MERGE_WEIGHT_METRIC`). A hybrid combiner (a logistic regression over the adapters' logits
+and collaborative features, :mod:`lsat.adapters.model.hybrid`) travels the same way, under
+:data:`HYBRID_METRIC`; a message without one (every message before it existed) still parses.
 
 >>> ref = AdapterRef("short", 3, "/a/short-3", "b" * 64)
 >>> message = ServingSet(long=None, short=ref, merged=None, alpha=0.0, merge_weight=None,
@@ -30,10 +32,12 @@ from typing import Any
 
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.model.errors import AdapterError
+from lsat.adapters.model.hybrid import HybridCombiner, HybridError
 from lsat.core.kinds import ADAPTER_KINDS
 
 __all__ = [
     "ALPHA_METRIC",
+    "HYBRID_METRIC",
     "MERGE_WEIGHT_METRIC",
     "SCHEMA_VERSION",
     "SERVING_ALIASES",
@@ -46,6 +50,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 ALPHA_METRIC = "alpha"
 MERGE_WEIGHT_METRIC = "merge_weight"
+HYBRID_METRIC = "hybrid"
 SERVING_ALIASES: dict[str, str] = {kind: f"serving-{kind}" for kind in ADAPTER_KINDS}
 """Alias that names the serving version of each kind: ``{"long": "serving-long", ...}``."""
 
@@ -94,7 +99,8 @@ class ServingSet:
 
     ``alpha`` weighs the long adapter in ``α·P_long + (1−α)·P_short`` (0 when no long adapter
     exists yet: short alone); ``merge_weight`` is the long share of the ΔW merge that built
-    ``merged`` (``None`` without one); ``window_id`` is the window the short adapter learnt.
+    ``merged`` (``None`` without one); ``window_id`` is the window the short adapter learnt;
+    ``hybrid`` is the learned combiner served as the combined score (``None``: the α ensemble).
     """
 
     long: AdapterRef | None
@@ -104,6 +110,7 @@ class ServingSet:
     merge_weight: float | None
     window_id: int | None
     published_s: float
+    hybrid: HybridCombiner | None = None
 
     def __post_init__(self) -> None:
         _check_weight("alpha", self.alpha)
@@ -120,6 +127,7 @@ class ServingSet:
     def to_json(self) -> bytes:
         """Encode as UTF-8 JSON with a ``schema`` version field."""
         payload = {"schema": SCHEMA_VERSION, **asdict(self)}
+        payload["hybrid"] = None if self.hybrid is None else self.hybrid.to_dict()
         return json.dumps(payload, sort_keys=True, allow_nan=False).encode("utf-8")
 
     @classmethod
@@ -144,6 +152,9 @@ class ServingSet:
         if not _is_number(published_s):
             raise PublicationError(f"published_s={published_s!r}; expected a number")
         merge_weight = data.get("merge_weight")
+        hybrid = data.get("hybrid")
+        if hybrid is not None:
+            hybrid = _combiner(hybrid)
         return cls(
             long=AdapterRef.from_dict(data.get("long"), "long"),
             short=AdapterRef.from_dict(data.get("short"), "short"),
@@ -152,6 +163,7 @@ class ServingSet:
             merge_weight=None if merge_weight is None else _number("merge_weight", merge_weight),
             window_id=window_id,
             published_s=float(published_s),
+            hybrid=hybrid,
         )
 
 
@@ -165,6 +177,15 @@ def _number(name: str, value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
+def _combiner(data: object) -> HybridCombiner:
+    if not isinstance(data, dict):
+        raise PublicationError(f"hybrid={data!r}; expected an object or null")
+    try:
+        return HybridCombiner.from_dict(data)
+    except HybridError as exc:
+        raise PublicationError(f"hybrid: {exc}") from None
+
+
 def _check_weight(name: str, value: float) -> None:
     if not _is_number(value) or not 0.0 <= value <= 1.0:
         raise PublicationError(f"{name}={value!r}; expected a number in [0, 1]")
@@ -176,7 +197,8 @@ def current_serving_set(
     """The serving set the registry's ``serving-*`` aliases describe (``None`` if none is set).
 
     α comes from the serving short version's metrics (0 without a long adapter; 1 — long alone —
-    without a short one); the merge weight from the serving merged version's metrics.
+    without a short one); the merge weight from the serving merged version's metrics; the hybrid
+    combiner from the serving short version's metrics (a malformed one is left out).
     """
     serving = {kind: registry.resolve(alias) for kind, alias in SERVING_ALIASES.items()}
     long, short, merged = serving["long"], serving["short"], serving["merged"]
@@ -192,6 +214,12 @@ def current_serving_set(
     if merged is not None and merged.metrics.get(MERGE_WEIGHT_METRIC) is not None:
         merge_weight = float(merged.metrics[MERGE_WEIGHT_METRIC])
     window_id = _window_of(short)
+    hybrid = None
+    if short is not None and isinstance(short.metrics.get(HYBRID_METRIC), dict):
+        try:
+            hybrid = HybridCombiner.from_dict(short.metrics[HYBRID_METRIC])
+        except HybridError:
+            hybrid = None
     return ServingSet(
         long=None if long is None else AdapterRef.of(long),
         short=None if short is None else AdapterRef.of(short),
@@ -200,6 +228,7 @@ def current_serving_set(
         merge_weight=merge_weight,
         window_id=window_id,
         published_s=time.time() if published_s is None else published_s,
+        hybrid=hybrid,
     )
 
 

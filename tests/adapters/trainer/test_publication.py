@@ -13,9 +13,11 @@ from lsat.adapters.lifecycle.publication import (
     current_serving_set,
 )
 from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.model.hybrid import HybridCombiner
 
 SHORT = AdapterRef("short", 2, "/a/short-2", "b" * 64)
 LONG = AdapterRef("long", 1, "/a/long-1", "a" * 64)
+HYBRID = HybridCombiner(("logit_long", "logit_item_rate"), (0.5, 1.25), -0.1, (0, 0), (1, 2), 1.0)
 
 
 def _message(**changes: object) -> bytes:
@@ -28,6 +30,20 @@ def test_round_trip_keeps_every_field() -> None:
     message = ServingSet(LONG, SHORT, None, 0.3, 0.6, 4, 10.0)
     assert ServingSet.from_json(message.to_json()) == message
     assert message.keys == {"long": 1, "short": 2}
+    assert message.hybrid is None
+
+
+def test_round_trip_with_hybrid_weights() -> None:
+    message = ServingSet(LONG, SHORT, None, 0.3, 0.6, 4, 10.0, hybrid=HYBRID)
+    back = ServingSet.from_json(message.to_json())
+    assert back == message and back.hybrid == HYBRID
+    assert json.loads(message.to_json())["hybrid"]["features"] == list(HYBRID.features)
+
+
+def test_a_message_from_before_the_hybrid_still_parses() -> None:
+    payload = json.loads(ServingSet(LONG, SHORT, None, 0.3, None, 4, 10.0).to_json())
+    del payload["hybrid"]  # what every publisher wrote before the combiner existed
+    assert ServingSet.from_json(json.dumps(payload)).hybrid is None
 
 
 @pytest.mark.parametrize(
@@ -49,6 +65,9 @@ def test_round_trip_keeps_every_field() -> None:
         ),
         (_message(long={"kind": "long", "version": 1, "path": "/p", "sha256": "a"}), "long.sha256"),
         (_message(long=None, short=None), "at least one adapter"),
+        (_message(hybrid=[1]), "hybrid=[1]"),
+        (_message(hybrid={"kind": "tree"}), "hybrid: combiner kind 'tree'"),
+        (_message(hybrid={**HYBRID.to_dict(), "weights": [1.0]}), "combiner fields differ"),
     ],
 )
 def test_bad_message_names_the_bad_value(raw: bytes, named: str) -> None:
@@ -68,12 +87,16 @@ def test_current_serving_set_follows_the_aliases(
     with open_registry(url) as registry:
         assert current_serving_set(registry) is None
         short = registry.register(
-            "short", path="/a/s1", sha256="b" * 64, window_id=3, metrics={"alpha": 0.4}
+            "short",
+            path="/a/s1",
+            sha256="b" * 64,
+            window_id=3,
+            metrics={"alpha": 0.4, "hybrid": HYBRID.to_dict()},
         )
         registry.set_alias("serving-short", "short", short.version, reason="t", actor="test")
         alone = current_serving_set(registry, published_s=1.0)
         assert alone is not None and alone.long is None and alone.alpha == 0.0
-        assert alone.window_id == 3
+        assert alone.window_id == 3 and alone.hybrid == HYBRID
         long = registry.register("long", path="/a/l1", sha256="a" * 64, trigger="bootstrap")
         registry.set_alias("serving-long", "long", long.version, reason="t", actor="test")
         merged = registry.register(
