@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from needs import IN_CI, missing
 
-from lsat.core.settings import KafkaSettings
+from lsat.core.settings import KafkaSettings, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LSAT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -23,37 +24,53 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 def dataset_dir(name: str) -> Path:
-    """A dataset under ../shared/data, or skip the test saying why."""
+    """A dataset under ../shared/data, else :func:`needs.missing` says why."""
     path = SHARED_DATA / name
     if not (path / "interactions.csv").exists():
-        pytest.skip(f"{path} not found: tests read MovieLens from ../shared/data (not in the repo)")
+        missing(f"{path} not found: tests read {name} from ../shared/data (not in the repo)")
     return path
+
+
+def project_cache_dir() -> Path:
+    """The project's cache folder (``$LSAT_HOME/cache``, default ``.lsat/cache`` in the repo)."""
+    home = Settings.from_env().home
+    return (home if home.is_absolute() else REPO_ROOT / home) / "cache"
 
 
 @pytest.fixture(scope="session")
 def ml100k_dir() -> Path:
-    """../shared/data/ml-100k (skips when absent)."""
-    return dataset_dir("ml-100k")
+    """../shared/data/ml-100k, else the project's fetcher (``lsat.data.fetch``) downloads it
+    once into the project cache, as ``lsat up`` does on a fresh clone."""
+    if (SHARED_DATA / "ml-100k" / "interactions.csv").exists():
+        return SHARED_DATA / "ml-100k"
+    from lsat.data.errors import FetchError
+    from lsat.data.fetch import fetch_movielens_100k
+
+    try:
+        return fetch_movielens_100k(project_cache_dir())
+    except FetchError as exc:
+        missing(f"no ml-100k: not under {SHARED_DATA} and the fetcher failed: {exc}")
 
 
 @pytest.fixture(scope="session")
 def ml1m_collm_dir() -> Path:
-    """../shared/data/ml-1m-collm (skips when absent)."""
+    """../shared/data/ml-1m-collm (a processed slice no fetcher provides)."""
     return dataset_dir("ml-1m-collm")
 
 
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     """Admin URL of the local PostgreSQL server, or skip when it does not answer."""
-    sqlalchemy = pytest.importorskip("sqlalchemy")
+    import sqlalchemy
+
     engine = sqlalchemy.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect():
             pass
     except Exception as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("CI"):
+        if IN_CI:
             raise
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+        missing(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}")
     finally:
         engine.dispose()
     return POSTGRES_ADMIN_URL
@@ -97,7 +114,7 @@ def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     try:
         find_tansu()
     except BrokerError as exc:
-        pytest.skip(f"no tansu broker binary: {exc}")
+        missing(f"no tansu broker binary: {exc}")
     log_path: Path = tmp_path_factory.mktemp("tansu") / "tansu.log"
     broker = EmbeddedBroker(KafkaSettings(partitions=2), port=free_port(), log_path=log_path)
     with broker:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 from deploy_paths import dashboard_queries
+from needs import missing
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -22,7 +23,7 @@ def test_every_dashboard_query_returns_data(live_system) -> None:  # type: ignor
 
     result = live_system
     if not result.prometheus:
-        pytest.skip("prometheus not installed (apt-get install prometheus; .ci/run does it)")
+        missing("prometheus not installed (apt-get install prometheus; .ci/run does it)")
     assert result.code == 0, f"lsat up exited {result.code}; logs in {result.logs}"
     assert "dashboard" not in result.errors, result.errors.get("dashboard")
     wheres = {where for where, _ in dashboard_queries()}

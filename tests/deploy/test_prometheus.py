@@ -8,6 +8,7 @@ import subprocess
 import pytest
 import yaml
 from deploy_paths import ALERTS, ALERTS_TEST, PROMETHEUS_CONFIG
+from needs import missing
 
 from lsat.core.settings import Settings
 
@@ -15,7 +16,7 @@ from lsat.core.settings import Settings
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("promtool")
     if tool is None:
-        pytest.skip("promtool not installed (apt-get install prometheus; .ci/run does it)")
+        missing("promtool not installed (apt-get install prometheus; .ci/run does it)")
     return subprocess.run([tool, *args], capture_output=True, text=True, timeout=120)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import torch
+from needs import missing
 from peft import LoraConfig, get_peft_model
 from peft.utils import get_peft_model_state_dict
 
@@ -30,7 +31,7 @@ def serving_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
     try:
         find_tansu()
     except BrokerError as exc:
-        pytest.skip(f"no tansu broker binary: {exc}")
+        missing(f"no tansu broker binary: {exc}")
     log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
     with EmbeddedBroker(KafkaSettings(partitions=1), port=free_port(), log_path=log_path) as b:
         yield b

@@ -11,19 +11,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from needs import missing
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+try:
+    import schemathesis
+except ImportError:  # a dev dependency
+    missing("schemathesis not installed (pip install -e '.[dev]')", module=True)
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from lsat.adapters.lifecycle.registry import open_registry  # noqa: E402
-from lsat.adapters.serving import Scorer  # noqa: E402
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.serving import Scorer
 
 CHECKS = [
     not_a_server_error,
