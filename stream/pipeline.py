@@ -51,7 +51,6 @@ __all__ = [
     "PipelineState",
     "StepResult",
     "close_manually",
-    "feed_detector",
     "process_interaction",
 ]
 
@@ -61,12 +60,10 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class Detectors:
     """Detectors fed by the step: ``labels`` get each sample's 0/1 label, ``mix`` get the
-    sample item's category (when the caller knows it); ``other`` are fed only through
-    :func:`feed_detector` (per-sample losses from the adaptation loop)."""
+    sample item's category (when the caller knows it)."""
 
     labels: list[DriftDetector] = field(default_factory=list)
     mix: list[DriftDetector] = field(default_factory=list)
-    other: list[DriftDetector] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.all()]
@@ -74,8 +71,8 @@ class Detectors:
             raise InvalidConfig(f"drift detector names must be unique, got {names}")
 
     def all(self) -> list[DriftDetector]:
-        """Every detector, in labels, mix, other order."""
-        return [*self.labels, *self.mix, *self.other]
+        """Every detector, in labels, mix order."""
+        return [*self.labels, *self.mix]
 
     def by_name(self, name: str) -> DriftDetector:
         """The detector called ``name`` (its ``name`` attribute)."""
@@ -234,26 +231,6 @@ def process_interaction(
     )
     result = StepResult(sample, step.window_id, step.late, False, closed, requests, drift)
     return new_state, result
-
-
-def feed_detector(
-    state: PipelineState,
-    detectors: Detectors,
-    name: str,
-    x: Any,
-    *,
-    policy: WindowPolicy,
-    now_s: float | None = None,
-) -> tuple[PipelineState, StepResult]:
-    """Feed one value (e.g. a per-sample loss) to detector ``name``; may close on drift."""
-    detector = detectors.by_name(name).update(x)
-    fired = {name: float(detector.statistic)} if detector.drift_detected else {}
-    now_s = time.time() if now_s is None else now_s
-    new_state, closed, requests = _close_all(state, (), fired, None, policy, now_s)
-    drift = {name: detector.snapshot()}
-    return new_state, StepResult(
-        None, state.window.window_id, closed=closed, requests=requests, drift=drift
-    )
 
 
 def close_manually(

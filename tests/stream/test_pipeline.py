@@ -9,14 +9,13 @@ import pytest
 
 from lsat.data.samples import HistoryTracker
 from lsat.data.types import HISTORY_LENGTH, Interaction
-from lsat.stream.drift import LabelRateShift, MixShift, PageHinkley
+from lsat.stream.drift import LabelRateShift, MixShift
 from lsat.stream.errors import InvalidConfig
 from lsat.stream.pipeline import (
     Detectors,
     PipelineState,
     StepResult,
     close_manually,
-    feed_detector,
     process_interaction,
 )
 from lsat.stream.windows import WindowPolicy, WindowState
@@ -209,24 +208,6 @@ def test_mix_detector_is_fed_only_when_the_category_is_known() -> None:
     assert [r.trigger for r in result.requests] == ["drift"]
 
 
-def test_loss_detector_fed_by_the_adaptation_loop_can_close_the_window() -> None:
-    policy = WindowPolicy(max_samples=100, min_samples_on_drift=2)
-    detectors = Detectors(other=[PageHinkley(min_instances=5, threshold=1.0)])
-    state, _ = run([("u", "a", 0, 1), ("u", "b", 1, 1), ("u", "c", 2, 0)], policy)
-    assert state.window.count == 2
-    results = []
-    for loss in [0.1] * 10 + [2.0] * 3:
-        state, result = feed_detector(
-            state, detectors, "page_hinkley", loss, policy=policy, now_s=0
-        )
-        results.append(result)
-    fired = [i for i, r in enumerate(results) if r.requests]
-    assert fired == [10]
-    assert results[10].requests[0].trigger == "drift"
-    assert results[10].requests[0].drift["page_hinkley"] > 1.0
-    assert state.window.window_id == 1
-
-
 def test_manual_close_tags_the_request_and_ignores_an_empty_window() -> None:
     state, _ = run([("u", "a", 0, 1), ("u", "b", 1, 1)], WindowPolicy(max_samples=10))
     state, result = close_manually(state, now_s=2.0)
@@ -245,7 +226,7 @@ def test_pipeline_state_round_trips_through_json() -> None:
 
 def test_detector_names_must_be_unique_and_known() -> None:
     with pytest.raises(InvalidConfig, match="unique"):
-        Detectors(labels=[LabelRateShift()], other=[LabelRateShift()])
+        Detectors(labels=[LabelRateShift()], mix=[LabelRateShift()])
     with pytest.raises(InvalidConfig, match="'adwin'"):
         Detectors(labels=[LabelRateShift()]).by_name("adwin")
 
@@ -281,7 +262,6 @@ def small_detectors() -> Detectors:
     return Detectors(
         labels=[LabelRateShift(60, 40, 20, 3.0, 2.0)],
         mix=[MixShift(60, 40, 20, 0.08, 0.05)],
-        other=[PageHinkley(min_instances=5, threshold=3.0)],
     )
 
 
@@ -306,11 +286,6 @@ def replay_with_restarts(events: list[tuple[Interaction, str]], restart_every: i
             now_s=0,
         )
         requests.extend(result.requests)
-        if result.sample is not None:
-            state, result = feed_detector(
-                state, detectors, "page_hinkley", 0.2 + event.label, policy=policy, now_s=0
-            )
-            requests.extend(result.requests)
     return requests
 
 
