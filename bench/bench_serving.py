@@ -4,8 +4,9 @@
 1. Hot swap: publish ~20 serving sets on the embedded tansu broker and time publish → served
    (the scorer's own ``served_s - published_s``), p50 / p99.
 2. Throughput of the combined long+short score per event, side by side in one run:
-   our path (``ScoringService``: ``score_many`` sharing frozen lower layers, answer-position
-   head, length bucketing, bf16 autocast as configured) vs naive peft (two full padded passes
+   our path (``ScoringService``: shared-prefix ranking of the events' one user, both adapters
+   in one pass over the shared frozen lower layers, answer-position
+   head, bf16 where the CPU has it natively) vs naive peft (two full padded passes
    with ``set_adapter``, full-vocab head at every position, fp32), and the machine's FLOP bound
    (torch matmul 2048², fp32 and bf16, measured here).
 
@@ -212,7 +213,7 @@ swaps the serving set by reference and deletes the old adapter once its requests
 
 | path | events/s | ratio |
 |---|---|---|
-| scorer (`score_many`, shared lower layers, answer-position head, bucketing, bf16={recommender.bf16_scoring}) | {ours_eps:.2f} | {ours_eps / naive_eps:.2f}× naive |
+| scorer (`score_groups`: prefix once, both adapters in one pass, answer-position head, bf16={scorer.service.bf16}) | {ours_eps:.2f} | {ours_eps / naive_eps:.2f}× naive |
 | naive peft (2 full padded passes, set_adapter, full-vocab head, fp32) | {naive_eps:.2f} | 1.00× |
 | FLOP bound fp32 (matmul 2048²: {fp32:.0f} GFLOP/s) | {bound_fp32:.2f} | scorer at {ours_eps / bound_fp32:.2f}× of it |
 | FLOP bound bf16 (matmul 2048²: {bf16:.0f} GFLOP/s) | {bound_bf16:.2f} | scorer at {ours_eps / bound_bf16:.2f}× of it |

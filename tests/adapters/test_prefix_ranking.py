@@ -11,7 +11,8 @@ from lsat.adapters.model.forward import answer_token_ids
 from lsat.adapters.model.prefix_attention import (
     SuffixLayout,
     dense_reference_attention,
-    suffix_attention,
+    flash_suffix_attention,
+    matmul_suffix_attention,
 )
 from lsat.adapters.model.prefix_ranking import (
     PrefixRanker,
@@ -76,19 +77,29 @@ def test_split_rejects_empty_input() -> None:
         split_shared_prefix([[1], []])
 
 
+@pytest.mark.parametrize("attention", [flash_suffix_attention, matmul_suffix_attention])
 @pytest.mark.parametrize(
-    ("lengths", "prefix_len", "heads", "kv_heads"),
-    [([3, 1, 4], 5, 6, 2), ([2, 2], 0, 4, 4), ([1], 7, 4, 1), ([5, 3, 2, 6], 1, 6, 3)],
+    ("lengths", "prefix_len", "heads", "kv_heads", "bucket_size"),
+    [
+        ([3, 1, 4], 5, 6, 2, None),
+        ([2, 2], 0, 4, 4, None),
+        ([1], 7, 4, 1, None),
+        ([5, 3, 2, 6], 1, 6, 3, None),
+        ([1, 2, 2, 3, 6], 4, 6, 2, 2),
+        ([1, 2, 2, 3, 6], 0, 6, 2, 3),
+    ],
 )
-def test_suffix_attention_equals_dense_masked_attention(lengths, prefix_len, heads, kv_heads):
+def test_suffix_attention_equals_dense_masked_attention(
+    attention, lengths, prefix_len, heads, kv_heads, bucket_size
+):
     torch.manual_seed(0)
-    layout = SuffixLayout(lengths)
+    layout = SuffixLayout(lengths, bucket_size=bucket_size)
     streams, dim = 2, 8
     q = torch.randn(streams, layout.total, heads, dim)
     k, v = (torch.randn(streams, layout.total, kv_heads, dim) for _ in range(2))
     pk = torch.randn(streams, kv_heads, prefix_len, dim) if prefix_len else None
     pv = torch.randn(streams, kv_heads, prefix_len, dim) if prefix_len else None
-    ours = suffix_attention(q, k, v, layout, 0.3, pk, pv)
+    ours = attention(q, k, v, layout, 0.3, pk, pv)
     reference = dense_reference_attention(q, k, v, layout, 0.3, pk, pv)
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
@@ -105,9 +116,11 @@ def plain(rec: LoraRecommender, names, samples) -> dict:
     return rec.score_many(names, samples, bf16=False)
 
 
-@pytest.mark.parametrize("max_tokens", [4096, 25])
-def test_groups_equal_the_plain_path(two_adapters: LoraRecommender, max_tokens: int) -> None:
-    two_adapters._ranker = PrefixRanker(max_tokens=max_tokens)
+@pytest.mark.parametrize(("max_tokens", "bucket_size"), [(4096, 16), (25, 2)])
+def test_groups_equal_the_plain_path(
+    two_adapters: LoraRecommender, max_tokens: int, bucket_size: int
+) -> None:
+    two_adapters._ranker = PrefixRanker(max_tokens=max_tokens, bucket_size=bucket_size)
     groups = [
         user_samples("a", range(0, 17), 1),
         user_samples("b", range(20, 22), 2),
