@@ -69,6 +69,7 @@ USERS = cast(Table, UserLikeCountRow.__table__)
 ITEMS = cast(Table, ItemLikeCountRow.__table__)
 TOTALS = cast(Table, LikeCountTotalRow.__table__)
 INTERACTIONS = cast(Table, InteractionRow.__table__)
+_COLUMNS = tuple(column for column, _ in SAMPLE_FEATURE_COLUMNS)
 
 Insert = Callable[[Table], Any]
 """The dialect's ``insert`` (``sqlalchemy.dialects.sqlite.insert`` or the PostgreSQL one)."""
@@ -77,8 +78,10 @@ Insert = Callable[[Table], Any]
 def sample_feature_values(features: CollaborativeFeatures | None) -> dict[str, int | None]:
     """The sample row's feature columns for ``features`` (all ``None`` without features)."""
     if features is None:
-        return {column: None for column, _ in SAMPLE_FEATURE_COLUMNS}
-    return {column: getattr(features, name) for column, name in SAMPLE_FEATURE_COLUMNS}
+        return dict.fromkeys(_COLUMNS)
+    f = features
+    values = (f.user_likes, f.user_count, f.item_likes, f.item_count, f.global_likes)
+    return dict(zip(_COLUMNS, (*values, f.global_count), strict=True))
 
 
 def features_of(row: Any) -> CollaborativeFeatures | None:
@@ -115,18 +118,24 @@ def like_deltas(
     return users, items, total
 
 
+_UPSERTS: dict[tuple[Insert, str], Any] = {}
+
+
 def _upsert(session: Session, insert: Insert, table: Table, key: str, rows: list[dict]) -> None:
     """Add ``likes``/``count`` to each keyed row, creating missing ones (one executemany)."""
     if not rows:
         return
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[key],
-        set_={
-            "likes": table.c.likes + stmt.excluded.likes,
-            "count": table.c.count + stmt.excluded.count,
-        },
-    )
+    stmt = _UPSERTS.get((insert, table.name))
+    if stmt is None:  # built once per dialect and table: SQLAlchemy then reuses its compilation
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[key],
+            set_={
+                "likes": table.c.likes + stmt.excluded.likes,
+                "count": table.c.count + stmt.excluded.count,
+            },
+        )
+        _UPSERTS[(insert, table.name)] = stmt
     session.connection().execute(stmt, rows)
 
 
