@@ -27,7 +27,6 @@ from lsat.stream.store.collaborative import (
 )
 from lsat.stream.store.history import liked_unseen_items, user_history
 from lsat.stream.store.models import (
-    Base,
     CatalogueItemRow,
     DeadLetterRow,
     InteractionRow,
@@ -42,7 +41,7 @@ from lsat.stream.store.records import (
     StoredWindow,
     WindowClosure,
 )
-from lsat.stream.store.schema import add_missing_columns
+from lsat.stream.store.schema import upgrade_store
 from lsat.stream.store.transaction import StoreTransaction
 
 __all__ = ["SampleStore"]
@@ -89,10 +88,9 @@ class SampleStore:
             self.create_schema()
 
     def create_schema(self) -> None:
-        """Create the tables that do not exist yet; add new nullable columns to old ones;
-        fill the like counts of a store created before they were kept."""
-        Base.metadata.create_all(self.engine)
-        add_missing_columns(self.engine, Base.metadata)
+        """Create or migrate the tables (:func:`~lsat.stream.store.schema.upgrade_store`); fill
+        the like counts of a store created before they were kept."""
+        upgrade_store(self.engine)
         with self._reads() as session:
             kept = like_counts_kept(session)
         if not kept:
