@@ -104,11 +104,9 @@ def _guarded(command: Command) -> Command:
 
         try:
             return command(args, settings)
-        except RegistryError as exc:
-            print(f"error [{exc.code}]: {exc}", file=sys.stderr)
-            return 1
-        except AdminDenied as exc:
-            print(f"error [{ADMIN_DENIED_CODE}]: {exc}", file=sys.stderr)
+        except (RegistryError, AdminDenied) as exc:
+            code = exc.code if isinstance(exc, RegistryError) else ADMIN_DENIED_CODE
+            print(f"error [{code}]: {exc}", file=sys.stderr)
             return 1
 
     return run

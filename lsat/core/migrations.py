@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, MetaData
 
 __all__ = ["Migrations"]
 
@@ -85,6 +85,23 @@ class Migrations:
     def stamp(self, connection: Connection) -> None:
         """Record head as applied without running it (a schema already built another way)."""
         command.stamp(self.config(connection), "head")
+
+    def run_env(self, metadata: MetaData) -> None:
+        """The body of this subsystem's alembic ``env.py``: run the revisions on the connection
+        handed over in ``config.attributes`` (never on a URL of its own)."""
+        from alembic import context
+
+        connection = context.config.attributes.get("connection")
+        if connection is None:
+            raise RuntimeError(f"run the {self.name} migrations through lsat.core.migrations")
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table=self.version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
     def upgrade_engine(self, engine: Engine) -> None:
         """:meth:`upgrade` in a transaction of its own; safe on an up-to-date database."""

@@ -265,15 +265,19 @@ def small_detectors() -> Detectors:
     )
 
 
-def replay_with_restarts(events: list[tuple[Interaction, str]], restart_every: int | None):
+def replay_with_restarts(
+    events: list[tuple[Interaction, str]], restart_every: int | None, *, cold: bool = False
+):
     """Requests of one run; with ``restart_every``, state and detectors go through JSON and
-    fresh objects that often (what the worker does on a crash: history is kept aside)."""
+    fresh objects that often (what the worker does on a crash: history is kept aside);
+    ``cold``: the detectors' state is not saved (they restart empty)."""
     policy, history = WindowPolicy(max_samples=80), HistoryTracker(length=1)
     state, detectors = PipelineState(), small_detectors()
     requests = []
     for k, (event, genre) in enumerate(events):
         if restart_every and k % restart_every == 0:
-            saved = json.loads(json.dumps(state.to_dict(detectors), allow_nan=False))
+            kept = None if cold else detectors
+            saved = json.loads(json.dumps(state.to_dict(kept), allow_nan=False))
             detectors = small_detectors()
             state = PipelineState.from_dict(saved, detectors)
         state, result = process_interaction(
@@ -300,22 +304,8 @@ def test_restarts_with_saved_detectors_close_the_same_windows() -> None:
 def test_detectors_that_restart_cold_would_move_the_windows() -> None:
     """The failure the saved state prevents (so the test above can fail)."""
     events = drifting_stream(2000)
-    policy, history = WindowPolicy(max_samples=80), HistoryTracker(length=1)
-    state, detectors, requests = PipelineState(), small_detectors(), []
-    for k, (event, genre) in enumerate(events):
-        if k % 113 == 0:
-            state, detectors = PipelineState.from_dict(state.to_dict()), small_detectors()
-        state, result = process_interaction(
-            state,
-            event,
-            policy=policy,
-            history=history,
-            detectors=detectors,
-            item_category=genre,
-            now_s=0,
-        )
-        requests.extend(result.requests)
-    clean = [r for r in replay_with_restarts(events, None) if not set(r.drift) & {"page_hinkley"}]
+    requests = replay_with_restarts(events, 113, cold=True)
+    clean = replay_with_restarts(events, None)
     assert [(r.window_id, r.sample_count) for r in requests] != [
         (r.window_id, r.sample_count) for r in clean
     ]
