@@ -182,6 +182,16 @@ class Settings:
         return self.database_url or f"sqlite:///{(self.home / 'lsat.sqlite').resolve()}"
 
     @property
+    def dial_host(self) -> str:
+        """The host a client on this machine dials to reach a server bound to ``bind_host``:
+        loopback when that is a wildcard listen address.
+
+        >>> Settings(bind_host="0.0.0.0").dial_host, Settings(bind_host="10.0.0.5").dial_host
+        ('127.0.0.1', '10.0.0.5')
+        """
+        return "127.0.0.1" if self.bind_host in ("", "0.0.0.0", "::") else self.bind_host
+
+    @property
     def presented_token(self) -> str | None:
         """The token this process presents to admin actions: ``client_token``, else
         ``admin_token`` (an operator whose environment holds the admin token).

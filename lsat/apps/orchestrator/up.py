@@ -185,7 +185,7 @@ class UpRun:
         return child_env(self.settings, self.database_url)
 
     def _start_services(self, dataset: Path, limit: int) -> None:
-        p, host, env = self.ports, self.settings.bind_host, self._env()
+        p, host, env = self.ports, self.settings.dial_host, self._env()
         self.supervisor.start(
             ChildSpec(
                 "worker",
@@ -254,7 +254,7 @@ class UpRun:
         return True
 
     def _train(self, store, registry) -> bool:  # type: ignore[no-untyped-def]
-        p, host = self.ports, self.settings.bind_host
+        p, host = self.ports, self.settings.dial_host
         argv = _lsat("trainer", "--metrics-port", p.trainer_metrics)
         self.supervisor.start(ChildSpec("trainer", argv, self._env()))
         url = self.urls["trainer metrics"] = f"http://{host}:{p.trainer_metrics}/metrics"
