@@ -7,7 +7,9 @@ registered either way (``candidate`` or ``rejected`` with the reason).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,18 +50,20 @@ class CandidateJudge:
         result: ChildResult,
         validation: list[Sample],
         now: ServingNow,
+        extra_metrics: Mapping[str, Any] | None = None,
     ) -> Verdict:
-        """Register the candidate (status ``candidate`` or ``rejected``); a promoted one stays
-        loaded in the pool under its version's name."""
+        """Register the candidate (status ``candidate`` or ``rejected``) with ``extra_metrics``
+        (e.g. the hybrid combiner that serves with it); a promoted one stays loaded in the pool
+        under its version's name."""
         window_id = request.window_id
         long, short = now.long, now.short
         labels = np.array([s.label for s in validation])
         pool = self.pool
         new_name = pool.put(f"new-short-w{window_id}", candidate)
         names = [new_name] + [pool.loaded(v) for v in (long, short) if v is not None]
-        probs = pool.recommender.score_many(names, validation)
+        probs = pool.score_many(names, validation)
         p_new = probs[new_name]
-        metrics: dict[str, float | int | str | None] = dict(result.metrics)
+        metrics: dict[str, Any] = {**dict(extra_metrics or {}), **result.metrics}
         metrics["val_auc_short"] = metric_or_none(auc, labels, p_new)
         alpha = 0.0
         if long is not None:

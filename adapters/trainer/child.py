@@ -1,7 +1,9 @@
 """Training in a separate (spawned) process: the trainer's parent never trains.
 
-The child loads the base model, trains one LoRA adapter, writes its folder atomically with
-:func:`lsat.adapters.lifecycle.artifacts.save_adapter` and sends back the path, sha256 and metrics.
+The child loads the base model, trains one LoRA adapter (from scratch, or from a copy of a
+registered adapter: a warm start), writes its folder atomically with
+:func:`lsat.adapters.lifecycle.artifacts.save_adapter` — its metadata records the prompt it was
+trained with — and sends back the path, sha256 and metrics.
 A child that
 dies (killed, out of memory) leaves no folder behind (``save_adapter`` renames a complete
 staging folder into place) and the parent raises :class:`TrainerChildFailed`.
@@ -21,12 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt
 from lsat.adapters.model.base_model import load_base_model
 from lsat.adapters.model.training import TrainConfig, top_layers
 from lsat.adapters.trainer.errors import TrainerChildFailed
 from lsat.data.types import Sample
 
-__all__ = ["ChildJob", "ChildResult", "train_in_child"]
+__all__ = ["ChildJob", "ChildResult", "InitAdapter", "train_in_child"]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,18 @@ TRAINING_STARTED = "child pid %d: training the %s adapter on %d samples"
 
 
 @dataclass(frozen=True)
+class InitAdapter:
+    """A registered adapter folder to start from (checked against ``sha256`` on load)."""
+
+    path: str
+    sha256: str
+    key: str = ""
+
+
+@dataclass(frozen=True)
 class ChildJob:
-    """Everything the child needs: data, titles, config and where to write the adapter."""
+    """Everything the child needs: data, titles, config, prompt, an optional adapter to start
+    from, and where to write the adapter."""
 
     base_model: str
     cache_dir: str
@@ -47,8 +60,9 @@ class ChildJob:
     target_dir: str
     config: TrainConfig
     top_layer_count: int | None = None
-    item_noun: str = "movie"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    prompt: AdapterPrompt = field(default_factory=AdapterPrompt)
+    init: InitAdapter | None = None
 
 
 @dataclass(frozen=True)
@@ -74,18 +88,42 @@ def run_job(job: ChildJob) -> ChildResult:
         total = int(base.model.config.num_hidden_layers)
         config = replace(config, layers=top_layers(min(job.top_layer_count, total), total))
     recommender = LoraRecommender(
-        base, dict(job.titles), item_noun=job.item_noun, train_config=config, progress=False
+        base,
+        dict(job.titles),
+        item_noun=job.prompt.item_noun,
+        prompt_format=job.prompt.prompt_format,
+        train_config=config,
+        progress=False,
     )
+    init_from = None
+    if job.init is not None:
+        start = load_adapter(Path(job.init.path), expected_sha256=job.init.sha256)
+        init_from = "init"
+        recommender.set_lora_state(init_from, start.state, start.config)
     log.info(TRAINING_STARTED, os.getpid(), job.kind, len(job.train))
-    report = recommender.train_adapter(job.kind, job.train, job.validation, config=config)
+    report = recommender.train_adapter(
+        job.kind, job.train, job.validation, config=config, init_from=init_from
+    )
+    if init_from is not None:
+        recommender.delete_adapter(init_from)
     metrics = {
         "train_val_auc": float(report.val_auc),
         "train_steps": float(report.steps),
         "train_samples": float(len(job.train)),
         "train_seconds": float(report.seconds),
+        "train_epochs_run": float(report.steps / max(1, -(-len(job.train) // config.batch_size))),
+        "train_bf16": float(config.bf16_autocast),
     }
     metrics = {k: v for k, v in metrics.items() if v == v}  # drop NaN (single-class validation)
-    metadata = {**job.metadata, "base_model": base.name, "kind": job.kind, "metrics": metrics}
+    metadata = {
+        **job.metadata,
+        **job.prompt.metadata(),
+        "base_model": base.name,
+        "kind": job.kind,
+        "metrics": metrics,
+    }
+    if job.init is not None:
+        metadata["init_from"] = job.init.key or job.init.path
     _exit_if_orphaned()  # nobody would register the folder
     path = save_adapter(
         Path(job.target_dir),

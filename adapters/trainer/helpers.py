@@ -1,7 +1,8 @@
 """Leaf of the trainer: the job's result type, what serves now, and small pure helpers.
 
 Every other trainer module may import this one; it imports no trainer module but
-:mod:`.child` (the child-job types), so the trainer's modules form no import circle.
+:mod:`.child` (the child-job types) and :mod:`.options`, so the trainer's modules form no import
+circle.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt
 from lsat.adapters.lifecycle.publication import SERVING_ALIASES, ServingSet, current_serving_set
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
+from lsat.adapters.model.precision import resolve_bf16
 from lsat.adapters.model.training import TrainConfig
-from lsat.adapters.trainer.child import ChildJob, ChildResult
+from lsat.adapters.trainer.child import ChildJob, ChildResult, InitAdapter
+from lsat.adapters.trainer.options import QualityOptions
 from lsat.core.settings import Settings
 from lsat.data.types import Sample
 
@@ -27,6 +31,7 @@ __all__ = [
     "child_job",
     "split_window",
     "train_config_of",
+    "training_bf16",
 ]
 
 TrainFn = Callable[[ChildJob], ChildResult]
@@ -83,15 +88,33 @@ def split_window(samples: Sequence[Sample], validation_fraction: float) -> tuple
     return list(samples[:cut]), list(samples[cut:])
 
 
-def train_config_of(settings: Settings) -> TrainConfig:
-    """The TrainConfig the trainer settings describe (layers are resolved in the child)."""
+def training_bf16(settings: Settings, options: QualityOptions) -> bool:
+    """bf16 autocast for training: ``options.bf16`` when given, on when the settings ask for
+    it, else by capability (native bf16 on this CPU: avx512_bf16 / AMX; or a bf16 GPU)."""
+    if options.bf16 is not None:
+        return options.bf16
+    if settings.trainer.bf16:
+        return True
+    import torch
+
+    return resolve_bf16(None, "cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_config_of(settings: Settings, options: QualityOptions | None = None) -> TrainConfig:
+    """The TrainConfig the trainer settings and options describe (layers: in the child).
+
+    With ``options.patience`` the validation tail is scored after every epoch and training
+    stops once it has not improved that many times; the best epoch's weights are kept.
+    """
+    options = options or QualityOptions()
     t = settings.trainer
     return TrainConfig(
         epochs=t.epochs,
         batch_size=t.batch_size,
         lr=t.lr,
-        bf16_autocast=t.bf16,
+        bf16_autocast=training_bf16(settings, options),
         max_seconds=t.max_train_seconds,
+        patience=options.patience,
     )
 
 
@@ -103,8 +126,12 @@ def child_job(
     titles: Mapping[str, str],
     label: object,
     metadata: Mapping[str, Any],
+    options: QualityOptions | None = None,
+    init: InitAdapter | None = None,
 ) -> ChildJob:
-    """The child job training a ``kind`` adapter into ``<artifact_dir>/<kind>-<label>-<tag>``."""
+    """The child job training a ``kind`` adapter into ``<artifact_dir>/<kind>-<label>-<tag>``
+    with the options' prompt, from scratch or (``init``) from a copy of a registered adapter."""
+    options = options or QualityOptions()
     tag = uuid.uuid4().hex[:8]
     return ChildJob(
         base_model=settings.base_model,
@@ -114,7 +141,9 @@ def child_job(
         validation=list(validation),
         titles=dict(titles),
         target_dir=str(settings.artifact_dir / f"{kind}-{label}-{tag}"),
-        config=train_config_of(settings),
+        config=train_config_of(settings, options),
         top_layer_count=settings.trainer.layers,
         metadata=dict(metadata),
+        prompt=AdapterPrompt(options.prompt_format, options.item_noun),
+        init=init,
     )

@@ -6,15 +6,20 @@ Order of a job (each step only after the previous one finished):
    version that was registered but never promoted (the trainer died in between) is verified and
    promoted now (:class:`.resume.Resumer`), anything else is a duplicate;
 2. score the window with what serves now *before* training on it (:mod:`.window_evaluation`:
-   per-adapter AUC and logloss into the registry and Prometheus) and feed the serving
-   combination's losses to the loss-drift detector (:mod:`.drift`);
-3. train a new short adapter on the first 90 % in a child process (:mod:`.child`);
-4. verify its folder (sha256, finite weights), pick α on the last 10 % (:mod:`.candidate`);
-5. register it — as a candidate if the combined validation AUC is not worse than the serving
-   combination's by more than ``margin``, else as rejected with the reason — and promote it
-   (:class:`.promotion.Promoter`: ``serving-short``, plus ``serving-merged``), which publishes
-   the whole :class:`ServingSet`;
-6. ask the long-adapter policy (:class:`.long.LongRefresher`: every K windows, or a loss drift
+   the adapters, their α ensemble, the serving hybrid combiner and the non-LLM baselines of
+   :mod:`.baselines`; AUC and logloss per name into the registry and Prometheus, the per-sample
+   out-of-sample rows into the registry) and feed the served score's losses to the loss-drift
+   detector (:mod:`.drift`);
+3. fit the hybrid combiner on earlier windows' rows and guard it on this window's
+   (:mod:`.combiner`);
+4. train a new short adapter on the first 90 % in a child process (:mod:`.child`; from scratch,
+   or warm-started from the serving long adapter);
+5. verify its folder (sha256, finite weights), pick α on the last 10 % (:mod:`.candidate`);
+6. register it (with the combiner chosen in 3) — as a candidate if the combined validation AUC
+   is not worse than the serving combination's by more than ``margin``, else as rejected with
+   the reason — and promote it (:class:`.promotion.Promoter`: ``serving-short``, plus
+   ``serving-merged``), which publishes the whole :class:`ServingSet`;
+7. ask the long-adapter policy (:class:`.long.LongRefresher`: every K windows, or a loss drift
    detected in this window) and retrain + promote the long adapter when it says so.
 
 :class:`Retrainer` only sequences these steps; each one is a collaborator passed in.
@@ -26,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lsat.adapters.lifecycle.artifacts import load_adapter
@@ -34,8 +39,10 @@ from lsat.adapters.lifecycle.publication import ServingSet
 from lsat.adapters.lifecycle.registry import RegistryStore
 from lsat.adapters.model.base_model import load_base_model
 from lsat.adapters.model.errors import AdapterIntegrityError
+from lsat.adapters.trainer.baselines import RateBaselines, ServedHybrid
 from lsat.adapters.trainer.candidate import CandidateJudge
-from lsat.adapters.trainer.child import train_in_child
+from lsat.adapters.trainer.child import InitAdapter, train_in_child
+from lsat.adapters.trainer.combiner import CombinerFitter
 from lsat.adapters.trainer.drift import LossDrift
 from lsat.adapters.trainer.helpers import (
     RetrainOutcome,
@@ -46,6 +53,8 @@ from lsat.adapters.trainer.helpers import (
 )
 from lsat.adapters.trainer.long import LongRefresher
 from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.oos_rows import EarlierRows, WindowRowsLog
+from lsat.adapters.trainer.options import QualityOptions
 from lsat.adapters.trainer.pool import AdapterPool, TitleCache
 from lsat.adapters.trainer.promotion import Promoter
 from lsat.adapters.trainer.publisher import ServingPublisher
@@ -81,6 +90,8 @@ class Retrainer:
     long_refresher: LongRefresher
     metrics: TrainerMetrics
     train_fn: TrainFn = train_in_child
+    combiner: CombinerFitter | None = None
+    options: QualityOptions = field(default_factory=QualityOptions)
 
     def handle(self, request: RetrainRequest) -> RetrainOutcome:
         """Run one job; raises (leaving the request to the caller's retry) if it failed."""
@@ -111,8 +122,17 @@ class Retrainer:
         evaluation = self.evaluator.evaluate(window_id, samples, now)
         if evaluation.losses is not None:
             self.drift.observe_window(window_id, evaluation.losses)
+        extra: dict[str, object] = {}
+        if self.combiner is not None:
+            served_auc = evaluation.metrics.get("served", {}).get("auc")
+            choice = self.combiner.choose(window_id, samples, evaluation.probs, now, served_auc)
+            extra.update(choice.metrics)
         train, validation = split_window(samples, self.settings.trainer.validation_fraction)
         titles = self.pool.recommender.titles
+        init = None
+        if self.options.short_init == "long" and now.long is not None:
+            init = InitAdapter(now.long.path, now.long.sha256, str(now.long.key))
+        extra["short_init"] = "scratch" if init is None else f"warm from {init.key}"
         job = child_job(
             self.settings,
             "short",
@@ -121,6 +141,8 @@ class Retrainer:
             titles,
             f"w{window_id}",
             {"window": window_id},
+            self.options,
+            init,
         )
         result = self.train_fn(job)
         try:
@@ -138,7 +160,7 @@ class Retrainer:
                 status_reason=reason[:1000],
             )
             return RetrainOutcome(window_id, "rejected", reason, version, None, evaluation.metrics)
-        verdict = self.judge.register(request, loaded, result, validation, now)
+        verdict = self.judge.register(request, loaded, result, validation, now, extra)
         if not verdict.promote:
             return RetrainOutcome(
                 window_id, "rejected", verdict.reason, verdict.version, None, evaluation.metrics
@@ -167,15 +189,26 @@ def build_retrainer(
     publish: Callable[[ServingSet], None] | None = None,
     metrics: TrainerMetrics | None = None,
     train_fn: TrainFn = train_in_child,
-    scorers: Sequence[Callable[[AdapterPool], WindowScorer]] = (ServingAdapters,),
+    scorers: Sequence[Callable[[AdapterPool], WindowScorer]] | None = None,
+    options: QualityOptions | None = None,
 ) -> Retrainer:
     """The default wiring: one adapter pool, registry, sample store and metrics shared by all.
 
     ``scorers`` build the window evaluation's scorers from the pool (default: the serving
-    adapters); ``publish`` sends a serving set on ``adapter.versions``.
+    adapters, the rate baselines fitted on earlier windows, the serving hybrid combiner);
+    ``publish`` sends a serving set on ``adapter.versions``; ``options`` chooses the prompt,
+    the short adapter's start, early stopping, precision and the combiner's data.
     """
+    options = options or QualityOptions()
     metrics = metrics or TrainerMetrics()
     trainer = settings.trainer
+    earlier = EarlierRows(registry, store, windows=options.combiner_windows)
+    if scorers is None:
+        scorers = (
+            ServingAdapters,
+            lambda _pool: RateBaselines(earlier, min_rows=options.combiner_min_rows),
+            lambda _pool: ServedHybrid(),
+        )
     titles = TitleCache(store.catalogue)
     pool = AdapterPool(
         lambda: load_base_model(settings.base_model, cache_dir=settings.cache_dir), titles
@@ -189,7 +222,9 @@ def build_retrainer(
         registry=registry,
         store=store,
         pool=pool,
-        evaluator=WindowEvaluator(registry, metrics, [make(pool) for make in scorers]),
+        evaluator=WindowEvaluator(
+            registry, metrics, [make(pool) for make in scorers], log=WindowRowsLog(registry)
+        ),
         drift=LossDrift(metrics),
         judge=CandidateJudge(registry, pool, margin=trainer.margin),
         promoter=promoter,
@@ -201,7 +236,9 @@ def build_retrainer(
             publisher,
             validation_fraction=trainer.validation_fraction,
         ),
-        long_refresher=LongRefresher(settings, registry, store, titles, train_fn),
+        long_refresher=LongRefresher(settings, registry, store, titles, train_fn, options),
         metrics=metrics,
         train_fn=train_fn,
+        combiner=CombinerFitter(earlier, margin=trainer.margin, min_rows=options.combiner_min_rows),
+        options=options,
     )

@@ -14,6 +14,7 @@ from lsat.adapters.lifecycle.publication import SERVING_ALIASES
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.trainer.child import train_in_child
 from lsat.adapters.trainer.helpers import ACTOR, TrainFn, child_job, split_window
+from lsat.adapters.trainer.options import QualityOptions
 from lsat.adapters.trainer.pool import TitleCache
 from lsat.core.settings import Settings
 from lsat.data.types import Sample
@@ -52,9 +53,11 @@ def bootstrap_long(
     titles: dict[str, str] | None = None,
     train_fn: TrainFn = train_in_child,
     reason: str = "bootstrap",
+    options: QualityOptions | None = None,
 ) -> AdapterVersion:
     """Train a long adapter on ``samples`` (or the store's ``window_ids``; default the first
-    ``long_bootstrap_windows`` closed ones), register it and promote it to ``serving-long``."""
+    ``long_bootstrap_windows`` closed ones) with the options' prompt, register it and promote
+    it to ``serving-long``."""
     if samples is None:
         if store is None:
             raise ValueError("bootstrap_long needs samples, or a store (with optional window_ids)")
@@ -70,7 +73,8 @@ def bootstrap_long(
     train, validation = split_window(samples, settings.trainer.validation_fraction)
     label = "data" if window_ids is None else f"{min(window_ids)}-{max(window_ids)}"
     metadata = {"windows": list(window_ids or [])}
-    result = train_fn(child_job(settings, "long", train, validation, titles, label, metadata))
+    job = child_job(settings, "long", train, validation, titles, label, metadata, options)
+    result = train_fn(job)
     load_adapter(result.path)  # refuses a corrupt or non-finite folder before registering
     version = registry.register(
         "long",
@@ -101,9 +105,11 @@ class LongRefresher:
         store: SampleStore,
         titles: TitleCache,
         train_fn: TrainFn = train_in_child,
+        options: QualityOptions | None = None,
     ) -> None:
         self.settings, self.registry, self.store = settings, registry, store
         self.titles, self.train_fn = titles, train_fn
+        self.options = options
 
     def windows_since_long(self, long: AdapterVersion) -> int:
         """How many windows short versions learnt since ``long`` was registered."""
@@ -139,4 +145,5 @@ class LongRefresher:
             titles=self.titles.titles_for(samples),
             train_fn=self.train_fn,
             reason=reason,
+            options=self.options,
         )

@@ -37,6 +37,8 @@ def merge_and_register(
     """ΔW merge long + short with the weight that maximises validation AUC; register it."""
     rec = pool.recommender
     long_name, short_name = pool.loaded(long), pool.loaded(short)
+    prompt = pool.prompt(short_name)  # the merge is prompted like the short adapter
+    pool.use_prompt(prompt)
     labels = np.array([s.label for s in validation])
 
     def score(weight: float) -> float:
@@ -57,7 +59,7 @@ def merge_and_register(
         target,
         rec.lora_state("merge-final"),
         rec.adapter_config("merge-final"),
-        {"base_model": rec.base.name, "kind": "merged", "window": window_id},
+        {"base_model": rec.base.name, "kind": "merged", "window": window_id, **prompt.metadata()},
     )
     rec.delete_adapter("merge-final")
     sha256 = load_adapter(path).metadata["sha256"]

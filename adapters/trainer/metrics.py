@@ -10,7 +10,7 @@ __all__ = ["TrainerMetrics"]
 
 
 class TrainerMetrics:
-    """``lsat_adapter_*``, ``lsat_window_id``, ``lsat_ensemble_alpha``, ``lsat_retrain_*``, drift.
+    """``lsat_adapter_*``, ``lsat_window_*``, ``lsat_ensemble_alpha``, ``lsat_retrain_*``, drift.
 
     ``lsat_retrain_dead_lettered_total{reason}`` starts at 0 for every reason the trainer knows.
 
@@ -33,6 +33,22 @@ class TrainerMetrics:
             "lsat_adapter_logloss",
             "Logloss on the last window, scored before training on it",
             ["adapter"],
+            registry=r,
+        )
+        self.window_auc = Gauge(
+            "lsat_window_auc",
+            "AUC on the last evaluated window, scored before training on it, per model: the "
+            "adapters (long, short), their α ensemble (combined), the hybrid combiner, what the "
+            "scorer serves as the combined score (served) and the non-LLM baselines "
+            "(history_rate, item_rate, user_rate, rate_stack; baseline = the best of them "
+            "available: the rate stack, else the history like-rate)",
+            ["model"],
+            registry=r,
+        )
+        self.window_logloss = Gauge(
+            "lsat_window_logloss",
+            "Logloss on the last evaluated window per model (see lsat_window_auc)",
+            ["model"],
             registry=r,
         )
         self.ensemble_alpha = Gauge(

@@ -2,8 +2,10 @@
 
 The parent never trains (that happens in :mod:`.child`); it scores windows and validation
 tails. :class:`AdapterPool` loads the base model on first use and each registered version once,
-after checking its folder against the registry (sha256, finite weights). :class:`TitleCache`
-reads the item catalogue only when a sample names an item it has not seen yet.
+after checking its folder against the registry (sha256, finite weights), and prompts every
+adapter the way it was trained (:mod:`lsat.adapters.lifecycle.adapter_prompt`).
+:class:`TitleCache` reads the item catalogue only when a sample names an item it has not seen
+yet.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
+from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt, prompt_of
 from lsat.adapters.lifecycle.artifacts import LoadedAdapter, load_adapter
 from lsat.adapters.lifecycle.registry import AdapterVersion
 from lsat.adapters.model.base_model import BaseLM
@@ -54,6 +59,7 @@ class AdapterPool:
         self._load_base = load_base
         self.titles = titles
         self._recommender: LoraRecommender | None = None
+        self._prompts: dict[str, AdapterPrompt] = {}
 
     @property
     def recommender(self) -> LoraRecommender:
@@ -70,15 +76,39 @@ class AdapterPool:
         """Load a registered version (verified, once) and return its name in the recommender."""
         name = adapter_name(version)
         if name not in self.recommender.adapter_names:
-            loaded = load_verified(version)
-            self.recommender.set_lora_state(name, loaded.state, loaded.config)
+            self.put(name, load_verified(version))
         return name
 
     def put(self, name: str, adapter: LoadedAdapter) -> str:
         """Hold ``adapter`` under ``name`` (replacing one of that name); returns ``name``."""
+        prompt = prompt_of(adapter.metadata)
         self.recommender.set_lora_state(name, adapter.state, adapter.config)
+        self._prompts[name] = prompt
         return name
 
     def drop(self, name: str) -> None:
         """Forget the adapter called ``name``."""
         self.recommender.delete_adapter(name)
+        self._prompts.pop(name, None)
+
+    def prompt(self, name: str) -> AdapterPrompt:
+        """The prompt adapter ``name`` was trained with."""
+        return self._prompts.get(name, AdapterPrompt())
+
+    def use_prompt(self, prompt: AdapterPrompt) -> None:
+        """Make the recommender build ``prompt``'s prompts (for direct recommender calls)."""
+        self.recommender.prompt_format = prompt.prompt_format
+        self.recommender.item_noun = prompt.item_noun
+
+    def score_many(self, names: Sequence[str], samples: Sequence[Sample]) -> dict[str, np.ndarray]:
+        """P(like) per sample for each adapter, each prompted the way it was trained (adapters
+        sharing a prompt share their forward passes)."""
+        groups: dict[AdapterPrompt, list[str]] = {}
+        for name in names:
+            groups.setdefault(self.prompt(name), []).append(name)
+        out: dict[str, np.ndarray] = {}
+        for prompt, group in groups.items():
+            self.use_prompt(prompt)
+            scored = self.recommender.score_many(list(group), list(samples))
+            out.update({name: scored[name] for name in group})
+        return out

@@ -3,16 +3,19 @@
 A :class:`WindowEvaluator` asks each of its *scorers*, in order, for named probability vectors
 on the window (the default :class:`ServingAdapters` gives ``long``, ``short`` and ``combined``;
 other scorers, e.g. non-LLM baselines or a combiner of the earlier scorers' outputs, add their
-own names), records every name's AUC and logloss (Prometheus gauges; registry rows for names
-that come from a registered version) and returns the per-sample losses of the first name in
-``loss_from`` that was scored, for the loss-drift detector.
+own names), records every name's AUC and logloss (Prometheus gauges ``lsat_window_auc{model}``
+and ``lsat_adapter_auc{adapter}``; registry rows for names that come from a registered version;
+with a ``log``, the window's per-sample out-of-sample rows and every name's metrics) and
+returns the per-sample losses of the first name in ``loss_from`` that was scored, for the
+loss-drift detector.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +25,7 @@ from lsat.adapters.model.combine import ensemble
 from lsat.adapters.trainer.guard import metric_or_none
 from lsat.adapters.trainer.helpers import ServingNow
 from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.oos_rows import WindowRowsLog
 from lsat.adapters.trainer.pool import AdapterPool
 from lsat.core.evaluation import auc, logloss
 from lsat.data.types import Sample
@@ -45,23 +49,30 @@ class Scored:
 
 
 class WindowScorer(Protocol):
-    """Scores a window before training on it: ``{name: Scored}`` (empty when it cannot).
+    """Scores window ``window_id`` before training on it: ``{name: Scored}`` (empty when it
+    cannot).
 
     ``earlier`` holds what the scorers before it in the evaluator's list produced, so a
     combiner (e.g. a learned stack of the adapters' and baselines' outputs) can come last.
     """
 
     def __call__(
-        self, samples: Sequence[Sample], now: ServingNow, earlier: Mapping[str, Scored]
+        self,
+        window_id: int,
+        samples: Sequence[Sample],
+        now: ServingNow,
+        earlier: Mapping[str, Scored],
     ) -> Mapping[str, Scored]: ...
 
 
 @dataclass(frozen=True)
 class WindowEvaluation:
-    """AUC / logloss per scored name; ``losses`` is ``None`` when nothing was scored."""
+    """AUC / logloss per scored name; ``losses`` is ``None`` when nothing was scored;
+    ``probs``: every scored name's P(like) per sample."""
 
     metrics: dict[str, dict[str, float]]
     losses: list[float] | None
+    probs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def per_sample_losses(labels: np.ndarray, probs: np.ndarray) -> list[float]:
@@ -82,15 +93,16 @@ class ServingAdapters:
 
     def __call__(
         self,
+        window_id: int,
         samples: Sequence[Sample],
         now: ServingNow,
-        earlier: Mapping[str, Scored] | None = None,
+        earlier: Mapping[str, Scored],
     ) -> dict[str, Scored]:
         served = {v.kind: v for v in (now.long, now.short) if v is not None}
         if not served:
             return {}
         names = {kind: self.pool.loaded(v) for kind, v in served.items()}
-        probs = self.pool.recommender.score_many(list(names.values()), list(samples))
+        probs = self.pool.score_many(list(names.values()), samples)
         out = {kind: Scored(probs[name], served[kind]) for kind, name in names.items()}
         if "long" in out and "short" in out and now.serving is not None:
             combined = ensemble(out["long"].probs, out["short"].probs, now.serving.alpha)
@@ -106,11 +118,14 @@ class WindowEvaluator:
         registry: RegistryStore,
         metrics: TrainerMetrics,
         scorers: Sequence[WindowScorer],
-        loss_from: Sequence[str] = ("combined", "short", "long"),
+        loss_from: Sequence[str] = ("served", "combined", "short", "long"),
+        log: WindowRowsLog | None = None,
     ) -> None:
         self.registry, self.metrics = registry, metrics
         self.scorers = list(scorers)
         self.loss_from = tuple(loss_from)
+        self.log = log
+        self._gauged: set[str] = set()
 
     def evaluate(
         self, window_id: int, samples: Sequence[Sample], now: ServingNow
@@ -118,7 +133,7 @@ class WindowEvaluator:
         """Score the window with every scorer, before any training on it."""
         scored: dict[str, Scored] = {}
         for scorer in self.scorers:
-            scored.update(scorer(samples, now, dict(scored)))
+            scored.update(scorer(window_id, samples, now, dict(scored)))
         if not scored:
             return WindowEvaluation({}, None)
         labels = np.array([s.label for s in samples])
@@ -131,11 +146,7 @@ class WindowEvaluator:
         # at worst the new window with some old values (fixed by the next scrape), never new values
         # under the old window (which the live table would keep for good)
         self.metrics.window_id.set(window_id)
-        for name, values in out.items():
-            if "auc" in values:
-                self.metrics.adapter_auc.labels(adapter=name).set(values["auc"])
-            if "logloss" in values:
-                self.metrics.adapter_logloss.labels(adapter=name).set(values["logloss"])
+        self._set_gauges(out)
         for name, result in scored.items():
             v = result.version
             if v is not None:
@@ -148,6 +159,27 @@ class WindowEvaluator:
                     values.get("logloss"),
                     len(samples),
                 )
+        probs = {name: result.probs for name, result in scored.items()}
+        if self.log is not None:
+            self.log.record(window_id, samples, probs, out)
         source = next((name for name in self.loss_from if name in scored), None)
         losses = None if source is None else per_sample_losses(labels, scored[source].probs)
-        return WindowEvaluation(out, losses)
+        return WindowEvaluation(out, losses, probs)
+
+    def _set_gauges(self, out: Mapping[str, Mapping[str, float]]) -> None:
+        """Every scored name's gauges; ``lsat_window_*`` of names this window did not score
+        are removed (no stale hybrid AUC under a new window id)."""
+        m = self.metrics
+        for name in self._gauged - set(out):
+            for gauge in (m.window_auc, m.window_logloss):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(name)
+        self._gauged = set(out)
+        for name, values in out.items():
+            for key, per_adapter, per_model in (
+                ("auc", m.adapter_auc, m.window_auc),
+                ("logloss", m.adapter_logloss, m.window_logloss),
+            ):
+                if key in values:
+                    per_adapter.labels(adapter=name).set(values[key])
+                    per_model.labels(model=name).set(values[key])

@@ -79,8 +79,9 @@ def test_only_the_entry_points_import_the_job_module() -> None:
 
 def test_the_helpers_module_is_a_leaf() -> None:
     graph = import_graph(PACKAGE)
-    assert graph[f"{PACKAGE}.helpers"] <= {f"{PACKAGE}.child"}
+    assert graph[f"{PACKAGE}.helpers"] <= {f"{PACKAGE}.child", f"{PACKAGE}.options"}
     assert graph[f"{PACKAGE}.child"] <= {f"{PACKAGE}.errors"}
+    assert graph[f"{PACKAGE}.options"] == set()
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,9 @@ def test_retrain_promotes_and_publishes_the_whole_serving_set(tmp_path: Path, db
         # test-then-train: window 2 was scored by the serving long and short before training
         scored = {(e.kind, e.version) for e in registry.evaluations(window_id=2)}
         assert scored == {("long", 1), ("short", 1)}
-        assert set(second.window_metrics) == {"long", "short", "combined"}
+        adapters = {"long", "short", "combined", "served"}  # served: the α ensemble (no hybrid)
+        assert adapters | {"history_rate", "baseline"} <= set(second.window_metrics)
+        assert second.window_metrics["served"] == second.window_metrics["combined"]
         assert retrainer.handle(_request(2)).outcome == "duplicate"
         assert len(registry.list(kind="short")) == 2
         text = retrainer.metrics.render().decode()

@@ -22,7 +22,9 @@ from lsat.data.types import Sample
 NOTHING_SERVES = ServingNow(None, None, None)
 
 
-def history_rate(samples: Sequence[Sample], now: ServingNow, earlier: Mapping[str, Scored]):
+def history_rate(
+    window_id: int, samples: Sequence[Sample], now: ServingNow, earlier: Mapping[str, Scored]
+):
     """A non-LLM baseline: the share of liked items in the user's history (smoothed)."""
     rates = [(sum(s.history_labels) + 1) / (len(s.history_labels) + 2) for s in samples]
     return {"history_rate": Scored(np.array(rates))}
@@ -34,7 +36,13 @@ class Registered:
     def __init__(self, version: AdapterVersion, probs: np.ndarray) -> None:
         self.version, self.probs = version, probs
 
-    def __call__(self, samples: Sequence[Sample], now: ServingNow, earlier: Mapping[str, Scored]):
+    def __call__(
+        self,
+        window_id: int,
+        samples: Sequence[Sample],
+        now: ServingNow,
+        earlier: Mapping[str, Scored],
+    ):
         return {"short": Scored(self.probs, self.version)}
 
 
@@ -44,7 +52,13 @@ class Mean:
     def __init__(self) -> None:
         self.saw: set[str] = set()
 
-    def __call__(self, samples: Sequence[Sample], now: ServingNow, earlier: Mapping[str, Scored]):
+    def __call__(
+        self,
+        window_id: int,
+        samples: Sequence[Sample],
+        now: ServingNow,
+        earlier: Mapping[str, Scored],
+    ):
         self.saw = set(earlier)
         return {"hybrid": Scored(np.mean([s.probs for s in earlier.values()], axis=0))}
 
@@ -68,7 +82,8 @@ def test_every_scorer_is_recorded_and_the_combiner_sees_the_earlier_ones(
         result = evaluator.evaluate(7, samples, NOTHING_SERVES)
         assert combiner.saw == {"short", "history_rate"}
         assert set(result.metrics) == {"short", "history_rate", "hybrid"}
-        hybrid = (probs + history_rate(samples, NOTHING_SERVES, {})["history_rate"].probs) / 2
+        baseline = history_rate(7, samples, NOTHING_SERVES, {})["history_rate"].probs
+        hybrid = (probs + baseline) / 2
         assert np.isclose(result.metrics["hybrid"]["auc"], auc(labels, hybrid))
         assert np.isclose(result.metrics["short"]["logloss"], logloss(labels, probs))
         assert result.losses == per_sample_losses(labels, hybrid)
@@ -83,7 +98,7 @@ def test_every_scorer_is_recorded_and_the_combiner_sees_the_earlier_ones(
 def test_nothing_scored_records_nothing(sqlite_url: str) -> None:
     metrics = TrainerMetrics()
     with open_registry(sqlite_url) as registry:
-        evaluator = WindowEvaluator(registry, metrics, [lambda samples, now, earlier: {}])
+        evaluator = WindowEvaluator(registry, metrics, [lambda window, samples, now, earlier: {}])
         result = evaluator.evaluate(3, toy_samples(10, seed=1), NOTHING_SERVES)
         assert (result.metrics, result.losses) == ({}, None)
         assert registry.evaluations() == []

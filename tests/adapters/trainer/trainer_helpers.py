@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lsat.adapters.model.base_model import TINY_LLAMA
 from lsat.core.settings import Settings
+from lsat.data.collaborative import CollaborativeCounts
 from lsat.data.types import Interaction, Item, Sample
 from lsat.stream.store import IngestItem, SampleStore
 
@@ -36,9 +37,11 @@ def trainer_settings(tmp_path: Path, db_url: str, **trainer: object) -> Settings
     return replace(base, trainer=replace(base.trainer, **knobs))
 
 
-def fill_windows(db_url: str, windows: dict[int, int]) -> None:
-    """Store toy samples in the given ``{window_id: count}`` windows (time ordered)."""
+def fill_windows(db_url: str, windows: dict[int, int], *, annotate: bool = False) -> None:
+    """Store toy samples in the given ``{window_id: count}`` windows (time ordered); with
+    ``annotate`` each carries the like counts of the samples before it (as the stream does)."""
     store = SampleStore(db_url)
+    counts = CollaborativeCounts(co_like_window=0)
     try:
         for item_id, title in TOY_TITLES.items():
             store.upsert_item(Item(item_id, title))
@@ -48,6 +51,9 @@ def fill_windows(db_url: str, windows: dict[int, int]) -> None:
             for sample in toy_samples(count, seed=window_id):
                 ts += 1
                 s = replace(sample, event_id=f"w{window_id}-{sample.event_id}", timestamp=ts)
+                if annotate:
+                    features = counts.observe(s.user_id, s.item_id, s.label)
+                    s = replace(s, collaborative=features)
                 interaction = Interaction(s.user_id, s.item_id, ts, s.label, event_id=s.event_id)
                 items.append(IngestItem(interaction, s, window_id=window_id))
             store.ingest_many(items)

@@ -1,0 +1,82 @@
+"""Retrain jobs with the quality options on the tiny Llama and a real registry and store: the
+hybrid combiner is fitted on earlier windows' out-of-sample rows (kept across a trainer
+restart), travels in the serving set, is scored on the next window next to the baselines; the
+short adapter can start from the long one; every adapter records the prompt it learned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainer_helpers import fill_windows, trainer_settings
+
+from lsat.adapters.lifecycle.artifacts import load_adapter
+from lsat.adapters.lifecycle.publication import ServingSet
+from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.trainer import bootstrap_long, build_retrainer
+from lsat.adapters.trainer.child import run_job
+from lsat.adapters.trainer.combiner import HYBRID_FIT_METRIC
+from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.options import QualityOptions
+from lsat.stream.store import SampleStore
+from lsat.stream.triggers import RetrainRequest
+
+OPTIONS = QualityOptions(
+    prompt_format="chat", item_noun="film", short_init="long", patience=1, combiner_min_rows=30
+)
+
+
+def _request(window_id: int) -> RetrainRequest:
+    return RetrainRequest(window_id, 0, 10, 40, "full", {}, 1.0)
+
+
+def test_hybrid_is_fitted_out_of_sample_served_and_scored(tmp_path: Path, sqlite_url: str) -> None:
+    # margin 1: the guards always let the new adapter and combiner through (tiny random model)
+    settings = trainer_settings(tmp_path, sqlite_url, margin=1.0, epochs=2)
+    fill_windows(sqlite_url, {1: 40, 2: 40, 3: 40, 4: 40}, annotate=True)
+    published: list[ServingSet] = []
+    with open_registry(sqlite_url) as registry:
+        store = SampleStore(sqlite_url)
+        long = bootstrap_long(
+            settings, registry, store=store, window_ids=[1], train_fn=run_job, options=OPTIONS
+        )
+        first = build_retrainer(
+            settings, registry, store, publish=published.append, train_fn=run_job, options=OPTIONS
+        )
+        two = first.handle(_request(2))  # no earlier scored rows: no combiner yet
+        assert two.outcome == "promoted" and published[-1].hybrid is None
+        assert {"served", "long", "baseline"} <= set(two.window_metrics)  # no short yet
+        three = first.handle(_request(3))  # fitted on window 2's rows, checked on window 3's
+        assert three.outcome == "promoted" and published[-1].hybrid is not None
+        assert "hybrid" not in three.window_metrics  # the combiner first scores window 4
+        metrics = TrainerMetrics()
+        restarted = build_retrainer(  # a new trainer process: the rows come from the registry
+            settings, registry, store, publish=published.append, train_fn=run_job,
+            options=OPTIONS, metrics=metrics,
+        )  # fmt: skip
+        four = restarted.handle(_request(4))
+        assert four.outcome == "promoted"
+        assert four.window_metrics["served"] == four.window_metrics["hybrid"]
+        text = metrics.render().decode()
+        for model in ("hybrid", "served", "baseline", "history_rate", "long", "short"):
+            assert f'lsat_window_auc{{model="{model}"}}' in text, model
+        shorts = {v.window_ids[-1]: v for v in registry.list(kind="short")}
+        for window, version in shorts.items():
+            fit = version.metrics.get(HYBRID_FIT_METRIC)
+            if fit is None:
+                continue
+            own = {s.event_id for s in store.window_samples(int(window))}
+            fitted_on = [int(w) for w in fit["windows"]]
+            assert max(fitted_on) < int(window), (window, fit)  # never the window it trained on
+            for w in fitted_on:
+                assert own.isdisjoint(s.event_id for s in store.window_samples(w))
+        assert shorts[3].metrics[HYBRID_FIT_METRIC]["windows"] == ["2"]
+        assert [s.window_id for s in registry.window_scores()] == ["2", "3", "4"]
+        assert ServingSet.from_json(published[-1].to_json()) == published[-1]
+        # warm start from the long adapter, the prompt recorded in every adapter's metadata
+        assert shorts[4].metrics["short_init"] == f"warm from {long.key}"
+        for version in (long, shorts[4]):
+            metadata = load_adapter(Path(version.path)).metadata
+            assert (metadata["prompt_format"], metadata["item_noun"]) == ("chat", "film")
+        assert load_adapter(Path(shorts[4].path)).metadata["init_from"] == str(long.key)
+        assert shorts[4].metrics["train_epochs_run"] <= 2
+        store.close()
