@@ -31,7 +31,8 @@ from sqlalchemy import Table, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from lsat.data.collaborative import CollaborativeCounts
-from lsat.data.types import CollaborativeFeatures, Interaction
+from lsat.data.types import CollaborativeFeatures, Interaction, Sample
+from lsat.stream.store.history import user_history
 from lsat.stream.store.models import (
     InteractionRow,
     ItemLikeCountRow,
@@ -44,6 +45,7 @@ __all__ = [
     "SAMPLE_FEATURE_COLUMNS",
     "add_like_counts",
     "backfill_like_counts",
+    "candidate_samples",
     "features_now",
     "features_of",
     "like_counts_kept",
@@ -251,3 +253,19 @@ def features_now(
         else:
             found[str(key)] = (int(likes), int(count))
     return {item: CollaborativeFeatures(*user, *found.get(item, (0, 0)), *total) for item in wanted}
+
+
+def candidate_samples(
+    session: Session, user_id: str, item_ids: Sequence[str], length: int, timestamp: int = 0
+) -> list[Sample]:
+    """Samples for scoring ``(user_id, item)`` now, shaped like the stored ones: the user's
+    last ``length`` interactions as history (fewer when there are fewer) and
+    :func:`features_now`, read in one session. The label is unknown: 0, never to train on."""
+    history = user_history(session, user_id, length)
+    features = features_now(session, user_id, item_ids)
+    items = tuple(item for item, _ in history)
+    labels = tuple(label for _, label in history)
+    return [
+        Sample("", user_id, item, timestamp, 0, items, labels, features[item])
+        for item in dict.fromkeys(item_ids)
+    ]

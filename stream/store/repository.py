@@ -18,8 +18,9 @@ from sqlalchemy.orm import sessionmaker
 
 from lsat.core.db import READ_ONLY_OPTION, create_db_engine
 from lsat.data.collaborative import CollaborativeCounts
-from lsat.data.types import CollaborativeFeatures, Interaction, Item, Sample
+from lsat.data.types import HISTORY_LENGTH, CollaborativeFeatures, Interaction, Item, Sample
 from lsat.stream.store.collaborative import (
+    candidate_samples,
     features_now,
     features_of,
     like_counts_kept,
@@ -221,6 +222,21 @@ class SampleStore:
         (``co_like`` is 0.0; an unknown user or item counts 0). For live scoring."""
         with self._reads() as session:
             return features_now(session, user_id, item_ids)
+
+    def candidate_samples(
+        self,
+        user_id: str,
+        item_ids: Sequence[str],
+        length: int = HISTORY_LENGTH,
+        timestamp: int = 0,
+    ) -> list[Sample]:
+        """One :class:`Sample` per item to score for ``user_id`` now (label unknown: 0), with
+        the user's stored history and :meth:`collaborative_features`, from one read: the
+        sample the stream would store for that event next, so
+        :func:`lsat.data.collaborative.feature_columns` gives live scoring the same features
+        as training."""
+        with self._reads() as session:
+            return candidate_samples(session, user_id, item_ids, length, timestamp)
 
     def catalogue(self) -> dict[str, Item]:
         """Every catalogue item by id."""

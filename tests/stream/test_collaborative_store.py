@@ -224,3 +224,27 @@ def test_samples_without_counts_read_back_without_features(tmp_path: Path) -> No
     assert [s.collaborative for s in store.window_samples(0)] == [None]
     assert store.collaborative_features("u", ["i"])["i"] == CollaborativeFeatures(1, 1, 1, 1, 1, 1)
     store.close()
+
+
+def test_live_candidates_carry_what_the_stream_stores_for_that_event_next(
+    db_url: str, tmp_path: Path, events: list[Interaction]
+) -> None:
+    store = SampleStore(db_url)
+    processor = StreamProcessor(stream_settings(tmp_path, db_url), store)
+    records = messages(events, 0)
+    checked, done = 0, 0
+    for cut in range(1000, len(events), 500):
+        processor.on_interactions(records[done:cut])
+        nxt = events[cut]
+        live = store.candidate_samples(nxt.user_id, [nxt.item_id, "unseen"], timestamp=1)
+        processor.on_interactions(records[cut : cut + 1])
+        done = cut + 1
+        stored = [s for s in store.samples_between(*ALL_TIME) if s.event_id == nxt.key()]
+        if stored:  # the user already had a full history
+            assert live[0].collaborative == stored[0].collaborative
+            assert live[0].history_item_ids == stored[0].history_item_ids
+            assert live[0].history_labels == stored[0].history_labels
+            checked += 1
+        assert live[1].collaborative is not None and live[1].collaborative.item_count == 0
+    assert checked >= 2
+    store.close()
