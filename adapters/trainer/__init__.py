@@ -4,8 +4,11 @@
 ``adapter.retrain.dlq``); :class:`Retrainer` sequences one job over narrow collaborators
 (:func:`build_retrainer` wires them): an :class:`AdapterPool` (base model, verified loading,
 titles), the window evaluation, the loss-drift detector, the candidate judge, the promoter and
-publisher, the resumer and the long-adapter refresher. :func:`bootstrap_long` trains and
-promotes the long-term adapter.
+publisher, the resumer and the long-adapter refresher; the window evaluation also scores the
+non-LLM baselines and the hybrid combiner, which :class:`.combiner.CombinerFitter` fits on earlier
+windows' out-of-sample rows. :class:`QualityOptions` choose the prompt, the short adapter's
+start, early stopping and precision. :func:`bootstrap_long` trains and promotes the long-term
+adapter.
 
 Imports run one way: :mod:`.helpers` (leaf) ← collaborators ← :mod:`.job` ← :mod:`.service`.
 """
@@ -16,6 +19,7 @@ from lsat.adapters.trainer.helpers import RetrainOutcome, split_window
 from lsat.adapters.trainer.job import Retrainer, build_retrainer
 from lsat.adapters.trainer.long import LongRefresher, bootstrap_long, long_refresh_due
 from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.options import QualityOptions
 from lsat.adapters.trainer.pool import AdapterPool, TitleCache
 from lsat.adapters.trainer.resume import resume_decision
 from lsat.adapters.trainer.retry import RetryPolicy
@@ -26,6 +30,7 @@ __all__ = [
     "ChildJob",
     "ChildResult",
     "LongRefresher",
+    "QualityOptions",
     "RetrainOutcome",
     "Retrainer",
     "RetryPolicy",

@@ -31,6 +31,7 @@ from lsat.adapters.trainer.dead_letters import metric_reason, parse_request
 from lsat.adapters.trainer.helpers import RetrainOutcome, TrainFn
 from lsat.adapters.trainer.job import Retrainer, build_retrainer
 from lsat.adapters.trainer.metrics import TrainerMetrics
+from lsat.adapters.trainer.options import QualityOptions
 from lsat.adapters.trainer.retry import GaveUp, RetryInterrupted, RetryPolicy, attempt
 from lsat.core.settings import Settings
 from lsat.stream.dead_letter import DeadLetter, internal_error_code
@@ -59,11 +60,13 @@ def run_trainer(
     train_fn: TrainFn = train_in_child,
     on_outcome: Callable[[RetrainOutcome], None] | None = None,
     retry: RetryPolicy | None = None,
+    options: QualityOptions | None = None,
 ) -> int:
     """Consume ``adapter.retrain`` until ``stop`` is set or ``max_jobs`` jobs finished.
 
     Returns the number of finished jobs (dead-lettered requests do not count). ``retry``
-    bounds the attempts per request (default :class:`RetryPolicy`).
+    bounds the attempts per request (default :class:`RetryPolicy`); ``options`` are the
+    quality options every job trains and combines with.
     """
     from kafka import KafkaConsumer, KafkaProducer
 
@@ -89,7 +92,13 @@ def run_trainer(
     registry = open_registry(settings.db_url)
     store = SampleStore(settings.db_url)
     retrainer = build_retrainer(
-        settings, registry, store, publish=publish, metrics=metrics, train_fn=train_fn
+        settings,
+        registry,
+        store,
+        publish=publish,
+        metrics=metrics,
+        train_fn=train_fn,
+        options=options,
     )
     loop = _ConsumerLoop(
         consumer,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lsat.apps.quality_flags import add_quality_arguments, options_from_args
 from lsat.core.settings import Settings
 
 __all__ = ["register"]
@@ -21,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--windows", type=int, nargs="*", help="window ids for --bootstrap-long")
     parser.add_argument("--max-jobs", type=int, default=None, help="exit after N jobs")
     parser.add_argument("--metrics-port", type=int, default=None)
+    add_quality_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -33,11 +35,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from lsat.stream.store import SampleStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    options = options_from_args(args)
     if args.bootstrap_long:
         with open_registry(settings.db_url) as registry:
             store = SampleStore(settings.db_url)
             try:
-                version = bootstrap_long(settings, registry, store=store, window_ids=args.windows)
+                version = bootstrap_long(
+                    settings, registry, store=store, window_ids=args.windows, options=options
+                )
             finally:
                 store.close()
             with ServingSetPublisher(settings.kafka) as publish:
@@ -48,7 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     port = settings.trainer.metrics_port if args.metrics_port is None else args.metrics_port
     server = MetricsServer(metrics, port, host=settings.bind_host).start()
     try:
-        run_trainer(settings, metrics=metrics, max_jobs=args.max_jobs)
+        run_trainer(settings, metrics=metrics, max_jobs=args.max_jobs, options=options)
     except KeyboardInterrupt:
         return 130
     finally:
