@@ -14,6 +14,14 @@ queue, :class:`~lsat.adapters.serving.state.Overloaded` when it is full).
 ``/recommend`` without candidates ranks the store's most liked items among its last
 ``recent_interactions`` interactions that the user has not interacted with
 (``recommend_candidates`` of them, default 100), a cheap SQL aggregate, re-ranked by the LLM.
+
+Each adapter is prompted the way it was trained (its metadata's prompt format and item noun).
+The combined score is the serving set's **hybrid** combiner where it has one (a logistic
+regression over the adapters' logits and the like-rates, fitted by the trainer on out-of-sample
+scores; the rates come from the store's like counts, as of now, through
+:meth:`~lsat.stream.store.SampleStore.collaborative_features`), else — or when a feature it needs
+is missing — the α ensemble. Responses say which (``combined``) and keep the ensemble as
+``p_ensemble``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from lsat.adapters.lifecycle.hybrid_features import hybrid_probs
 from lsat.adapters.model.combine import ensemble
 from lsat.adapters.model.precision import resolve_bf16
 from lsat.adapters.model.recommender import LoraRecommender
@@ -33,10 +42,11 @@ from lsat.adapters.serving.api import BadRequest
 from lsat.adapters.serving.batcher import MicroBatcher
 from lsat.adapters.serving.state import LoadedSet, ServingState
 from lsat.core.kinds import ADAPTER_KINDS
-from lsat.data.types import HISTORY_LENGTH, Sample
+from lsat.data.types import HISTORY_LENGTH, CollaborativeFeatures, Sample
 
 __all__ = [
     "CandidateSource",
+    "FeatureSource",
     "HistorySource",
     "ScoringService",
     "StoreHistory",
@@ -52,6 +62,14 @@ class HistorySource(Protocol):
 
     def titles(self) -> dict[str, str]:
         """item_id → title."""
+
+
+@runtime_checkable
+class FeatureSource(Protocol):
+    """Where the like counts of (user, item) pairs are read, as of now."""
+
+    def features(self, user_id: str, item_ids: Sequence[str]) -> dict[str, CollaborativeFeatures]:
+        """Per item, the counts an event ``(user_id, item)`` would carry now."""
 
 
 @runtime_checkable
@@ -87,6 +105,10 @@ class StoreHistory:
         """The most liked items of the recent interactions that ``user_id`` never touched
         (ties: more interactions first, then item id)."""
         return self.store.liked_unseen_items(user_id, count, self.recent_interactions)
+
+    def features(self, user_id: str, item_ids: Sequence[str]) -> dict[str, CollaborativeFeatures]:
+        """The store's like counts for ``user_id`` and each item, as of now."""
+        return self.store.collaborative_features(user_id, list(item_ids))
 
 
 def combined_scores(scores: dict[str, np.ndarray], alpha: float) -> np.ndarray:
@@ -207,6 +229,7 @@ class ScoringService:
         self, user_id: str, item_ids: list[str], pairs: tuple[tuple[str, int], ...]
     ) -> dict[str, Any]:
         self._refresh_titles()
+        features = self._features(user_id, item_ids)
         samples = [
             Sample(
                 event_id=f"score:{user_id}:{item_id}",
@@ -216,20 +239,32 @@ class ScoringService:
                 label=0,
                 history_item_ids=tuple(item for item, _ in pairs),
                 history_labels=tuple(label for _, label in pairs),
+                collaborative=features.get(item_id),
             )
             for item_id in item_ids
         ]
         with self.state.acquire() as serving:
             if not any(kind in serving.names for kind in ADAPTER_KINDS):
                 raise BadRequest("the serving set holds no adapter")
+            hints = [k for k in serving.names if serving.prompt(k).prompt_format.endswith("hints")]
+            if hints and samples and any(s.collaborative is None for s in samples):
+                raise BadRequest(
+                    f"the serving {hints} adapter(s) were trained with like-count hints, which "
+                    "need the store's like counts; none are configured for this scorer"
+                )
             scores = self.batcher.submit(_Job(serving, samples)) if samples else {}
-            combined = combined_scores(scores, serving.alpha) if samples else np.empty(0)
+            ensemble_p = combined_scores(scores, serving.alpha) if samples else np.empty(0)
+            hybrid = None
+            if serving.hybrid is not None and samples:
+                hybrid = hybrid_probs(serving.hybrid, samples, scores)
+            combined = ensemble_p if hybrid is None else hybrid
             described = serving.describe()
         items = []
         for index, item_id in enumerate(item_ids):
             entry: dict[str, Any] = {"item_id": item_id, "title": self._titles.get(item_id)}
             for kind, values in scores.items():
                 entry[f"p_{kind}"] = float(values[index])
+            entry["p_ensemble"] = float(ensemble_p[index])
             entry["p_combined"] = float(combined[index])
             items.append(entry)
         return {
@@ -237,8 +272,16 @@ class ScoringService:
             "items": items,
             "versions": described["versions"],
             "alpha": described["alpha"],
+            "combined": "hybrid" if hybrid is not None else "ensemble",
             "history_length": len(pairs),
         }
+
+    def _features(self, user_id: str, item_ids: list[str]) -> dict[str, CollaborativeFeatures]:
+        """Like counts per item from the history source, when it keeps them ({} otherwise)."""
+        source = self.history_source
+        if not item_ids or not isinstance(source, FeatureSource):
+            return {}
+        return source.features(user_id, item_ids)
 
     def _run_batch(self, jobs: list[_Job]) -> list[dict[str, np.ndarray]]:
         """The batcher's worker: one ``score_groups`` call per serving set among ``jobs``."""
@@ -248,14 +291,21 @@ class ScoringService:
             by_set.setdefault(id(job.serving), []).append(index)
         for indices in by_set.values():
             serving = jobs[indices[0]].serving
-            kinds = [kind for kind in ADAPTER_KINDS if kind in serving.names]
-            names = [serving.names[kind] for kind in kinds]
-            with self.model_lock:
-                scored = self.recommender.score_groups(
-                    names, [jobs[i].samples for i in indices], bf16=self.bf16
-                )
-            for index, by_name in zip(indices, scored, strict=True):
-                results[index] = {kind: by_name[serving.names[kind]] for kind in kinds}
+            by_prompt: dict[object, list[str]] = {}  # adapters prompted alike share a pass
+            for kind in ADAPTER_KINDS:
+                if kind in serving.names:
+                    by_prompt.setdefault(serving.prompt(kind), []).append(kind)
+            for prompt_kinds in by_prompt.values():
+                prompt = serving.prompt(prompt_kinds[0])
+                names = [serving.names[kind] for kind in prompt_kinds]
+                with self.model_lock:
+                    self.recommender.prompt_format = prompt.prompt_format
+                    self.recommender.item_noun = prompt.item_noun
+                    scored = self.recommender.score_groups(
+                        names, [jobs[i].samples for i in indices], bf16=self.bf16
+                    )
+                for index, by_name in zip(indices, scored, strict=True):
+                    results[index].update({k: by_name[serving.names[k]] for k in prompt_kinds})
         return results
 
     def default_candidates(self, user_id: str, pairs: Sequence[tuple[str, int]]) -> list[str]:
@@ -295,4 +345,5 @@ class ScoringService:
             ],
             "versions": scored["versions"],
             "alpha": scored["alpha"],
+            "combined": scored["combined"],
         }

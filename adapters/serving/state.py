@@ -37,7 +37,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt
 from lsat.adapters.model.errors import AdapterError
+from lsat.adapters.model.hybrid import HybridCombiner
 
 __all__ = ["LoadedSet", "NothingServing", "Overloaded", "ServingError", "ServingState"]
 
@@ -75,7 +77,9 @@ class LoadedSet:
     """Adapters loaded in the recommender for one published serving set.
 
     ``names`` maps kind (long, short, merged) to the adapter name inside the recommender,
-    ``versions`` kind to registry version, ``shas`` kind to the weights' sha256.
+    ``versions`` kind to registry version, ``shas`` kind to the weights' sha256, ``prompts``
+    kind to the prompt the adapter was trained with (default: TALLRec about movies);
+    ``hybrid`` is the combiner served as the combined score (``None``: the α ensemble).
     """
 
     names: Mapping[str, str]
@@ -86,11 +90,18 @@ class LoadedSet:
     published_s: float | None = None
     shas: Mapping[str, str] = field(default_factory=dict)
     served_s: float = field(default_factory=time.time)
+    prompts: Mapping[str, AdapterPrompt] = field(default_factory=dict)
+    hybrid: HybridCombiner | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", MappingProxyType(dict(self.names)))
         object.__setattr__(self, "versions", MappingProxyType(dict(self.versions)))
         object.__setattr__(self, "shas", MappingProxyType(dict(self.shas)))
+        object.__setattr__(self, "prompts", MappingProxyType(dict(self.prompts)))
+
+    def prompt(self, kind: str) -> AdapterPrompt:
+        """The prompt the ``kind`` adapter was trained with."""
+        return self.prompts.get(kind, AdapterPrompt())
 
     def describe(self) -> dict[str, object]:
         """What serves, as JSON-ready data (``GET /adapters``).
@@ -106,6 +117,8 @@ class LoadedSet:
             "window_id": self.window_id,
             "published_s": self.published_s,
             "since_s": self.served_s,
+            "combined": "hybrid" if self.hybrid is not None else "ensemble",
+            "hybrid": None if self.hybrid is None else self.hybrid.to_dict(),
         }
 
     def key(self) -> tuple[object, ...]:
@@ -115,6 +128,7 @@ class LoadedSet:
             tuple(sorted(self.shas.items())),
             self.alpha,
             self.merge_weight,
+            None if self.hybrid is None else repr(self.hybrid.to_dict()),
         )
 
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt, prompt_of
 from lsat.adapters.lifecycle.artifacts import load_adapter
 from lsat.adapters.lifecycle.publication import AdapterRef, PublicationError, ServingSet
 from lsat.adapters.model.errors import AdapterError
@@ -35,14 +36,18 @@ from lsat.adapters.serving.metrics import ServingMetrics
 from lsat.adapters.serving.state import LoadedSet, ServingError, ServingState
 from lsat.core.kinds import ADAPTER_KINDS
 from lsat.core.settings import KafkaSettings
-from lsat.data.types import Sample
+from lsat.data.types import CollaborativeFeatures, Sample
 
 __all__ = ["AdapterRefused", "AdapterSwapper", "VersionsConsumer"]
 
 log = logging.getLogger(__name__)
 
-PROBE = Sample("probe", "probe", "probe-item", 0, 1, ("probe-a", "probe-b"), (1, 0))
-"""A fixed prompt every new adapter must score to a finite probability before it serves."""
+PROBE = Sample(
+    "probe", "probe", "probe-item", 0, 1, ("probe-a", "probe-b"), (1, 0),
+    CollaborativeFeatures(1, 2, 1, 2, 2, 4),
+)  # fmt: skip
+"""A fixed prompt every new adapter must score to a finite probability before it serves
+(with like counts, so prompts with collaborative hints can be built too)."""
 
 
 class AdapterRefused(ServingError):
@@ -74,14 +79,17 @@ class AdapterSwapper:
         with self._apply_lock:
             current = self.state.current
             loaded: dict[str, str] = {}
+            prompts: dict[str, AdapterPrompt] = {}
             fresh: list[str] = []
             refs = [ref for ref in (serving.long, serving.short, serving.merged) if ref]
             try:
                 for ref in refs:
                     reuse = _reusable(current, ref)
-                    if reuse is None:
-                        reuse = self._load(ref)
+                    if reuse is None or current is None:
+                        reuse, prompts[ref.kind] = self._load(ref)
                         fresh.append(reuse)
+                    else:
+                        prompts[ref.kind] = current.prompt(ref.kind)
                     loaded[ref.kind] = reuse
             except (AdapterError, OSError, ValueError) as exc:
                 self._drop(fresh)
@@ -96,6 +104,8 @@ class AdapterSwapper:
                 window_id=serving.window_id,
                 published_s=serving.published_s,
                 shas={ref.kind: ref.sha256 for ref in refs},
+                prompts=prompts,
+                hybrid=serving.hybrid,
             )
             if current is not None and current.key() == new.key() and not fresh:
                 self.metrics.swaps.labels(outcome="same").inc()
@@ -111,12 +121,15 @@ class AdapterSwapper:
             log.info("serving %s (alpha %.2f)", dict(new.versions), new.alpha)
             return new
 
-    def _load(self, ref: AdapterRef) -> str:
+    def _load(self, ref: AdapterRef) -> tuple[str, AdapterPrompt]:
         artifact = load_adapter(Path(ref.path), expected_sha256=ref.sha256)
+        prompt = prompt_of(artifact.metadata)
         name = f"{ref.kind}-v{ref.version}-{next(self._counter)}"
         with self.model_lock:
             self.recommender.set_lora_state(name, artifact.state, artifact.config)
             try:
+                self.recommender.prompt_format = prompt.prompt_format
+                self.recommender.item_noun = prompt.item_noun
                 probe = float(self.recommender.score(name, [PROBE])[0])
             except BaseException:
                 self.recommender.delete_adapter(name)
@@ -124,7 +137,7 @@ class AdapterSwapper:
         if not math.isfinite(probe):
             self._drop([name])
             raise AdapterRefused(f"{ref.kind}/v{ref.version}: probe score is {probe}")
-        return name
+        return name, prompt
 
     def _drop(self, names: list[str]) -> None:
         with self.model_lock:
