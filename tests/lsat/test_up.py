@@ -47,17 +47,20 @@ def test_skip_offset(requests: list[tuple[int, int]], up_to: int, expected: int)
 
 
 def test_row_cells_and_combined_tracker() -> None:
-    row = WindowRow(2, "drift", 17, 0.5, 0.25, 0.75, 0.3, "short/v1 promoted")
+    row = WindowRow(2, "drift", 17, 0.5, 0.25, 0.75, 0.3, "short/v1 promoted", 0.8, 0.6)
     assert row.cells() == [
         "2",
         "drift",
         "17",
         "0.500",
         "0.250",
-        "0.750",
+        "0.750*",
+        "0.800*",
+        "0.600",
         "0.3",
         "short/v1 promoted",
     ]
+    assert WindowRow(3, "full", 9).cells()[3:8] == ["—"] * 5
     tracker = CombinedTracker()
     tracker.update(None, 0.9)
     tracker.update(4, None)

@@ -1,13 +1,17 @@
 """The live view of ``lsat up``: one row per window, read from the sample store and registry.
 
 Per window: trigger, samples, the test-then-train AUC of the long / short adapters that served
-when it closed (registry evaluations) and of their combination (the trainer's
-``lsat_adapter_auc{adapter="combined"}`` gauge, kept for the newest evaluated window), the α the
-new short adapter got and what happened to it (promoted / rejected).
+when it closed, of their α ensemble, of the hybrid combiner (what the scorer serves as the
+combined score once the trainer has fitted one) and of the best non-LLM baseline (the rate stack
+fitted on earlier windows, else the history like-rate) — all from the registry's per-window
+scores (``adapter_window_scores``; the ensemble falls back to the trainer's
+``lsat_adapter_auc{adapter="combined"}`` gauge for a trainer that does not record them) — then
+the α the new short adapter got and what happened to it (promoted / rejected). An AUC that
+beats the window's baseline is marked ``*``: does the LLM earn its cost?
 
->>> row = WindowRow(3, "full", 40, auc_long=0.61, auc_short=0.58)
+>>> row = WindowRow(3, "full", 40, auc_long=0.61, auc_short=0.58, auc_baseline=0.6)
 >>> row.cells()
-['3', 'full', '40', '0.610', '0.580', '—', '—', '—']
+['3', 'full', '40', '0.610*', '0.580', '—', '—', '0.600', '—', '—']
 """
 
 from __future__ import annotations
@@ -31,11 +35,25 @@ __all__ = [
     "scrape_window_combined",
 ]
 
-COLUMNS = ("window", "trigger", "samples", "AUC long", "AUC short", "AUC comb.", "α", "version")
+COLUMNS = (
+    "window",
+    "trigger",
+    "samples",
+    "AUC long",
+    "AUC short",
+    "AUC comb.",
+    "AUC hybrid",
+    "AUC base",
+    "α",
+    "version",
+)
 
 
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+def _fmt(value: float | None, baseline: float | None = None) -> str:
+    if value is None:
+        return "—"
+    better = baseline is not None and value > baseline
+    return f"{value:.3f}{'*' if better else ''}"
 
 
 @dataclass
@@ -50,16 +68,21 @@ class WindowRow:
     auc_combined: float | None = None
     alpha: float | None = None
     version: str = "—"
+    auc_hybrid: float | None = None
+    auc_baseline: float | None = None
 
     def cells(self) -> list[str]:
-        """The row as display strings, in :data:`COLUMNS` order."""
+        """The row as display strings, in :data:`COLUMNS` order (``*``: above the baseline)."""
+        base = self.auc_baseline
         return [
             str(self.window_id),
             self.trigger,
             str(self.samples),
-            _fmt(self.auc_long),
-            _fmt(self.auc_short),
-            _fmt(self.auc_combined),
+            _fmt(self.auc_long, base),
+            _fmt(self.auc_short, base),
+            _fmt(self.auc_combined, base),
+            _fmt(self.auc_hybrid, base),
+            _fmt(base),
             "—" if self.alpha is None else f"{self.alpha:.1f}",
             self.version,
         ]
@@ -140,6 +163,7 @@ def collect_rows(
 
     windows = store.last_closed_windows(limit) + store.open_windows()
     evaluations = registry.evaluations()
+    scores = {s.window_id: s.metrics for s in registry.window_scores(limit=limit)}
     shorts = registry.list(kind="short")
     longs = registry.list(kind="long")
     rows = []
@@ -153,6 +177,12 @@ def collect_rows(
                 elif ev.kind == "short":
                     row.auc_short = ev.auc
         row.auc_combined = combined.get(window.id)
+        scored = scores.get(str(window.id), {})
+        row.auc_long = scored.get("long", {}).get("auc", row.auc_long)
+        row.auc_short = scored.get("short", {}).get("auc", row.auc_short)
+        row.auc_combined = scored.get("combined", {}).get("auc", row.auc_combined)
+        row.auc_hybrid = scored.get("hybrid", {}).get("auc")
+        row.auc_baseline = scored.get("baseline", {}).get("auc")
         for version in shorts:
             if str(window.id) in {str(w) for w in version.window_ids}:
                 alpha = version.metrics.get(ALPHA_METRIC)
