@@ -23,6 +23,25 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
         "Each window is scored by what serves now, before training on it (test-then-train).",
     ),
     (
+        "Served score vs the non-LLM baseline (AUC per closed window)",
+        "none",
+        [
+            (
+                'lsat_window_auc{model=~"served|hybrid|combined|baseline|history_rate|rate_stack"}',
+                "{{model}}",
+            ),
+            (
+                'lsat_window_auc{model="served"}'
+                ' - ignoring(model) lsat_window_auc{model="baseline"}',
+                "served − baseline",
+            ),
+        ],
+        "Test-then-train AUC of what the scorer serves as the combined score (the hybrid "
+        "combiner once fitted, else the α ensemble) next to the best non-LLM baseline (the rate "
+        "stack fitted on earlier windows, else the history like-rate). Below zero, the LLM does "
+        "not earn its cost (alert LsatServedBelowBaseline).",
+    ),
+    (
         "Logloss per closed window",
         "none",
         [('lsat_adapter_logloss{adapter=~"long|short|combined"}', "{{adapter}}")],

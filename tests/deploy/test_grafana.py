@@ -15,6 +15,8 @@ if importlib.util.find_spec("grafana_foundation_sdk") is None:  # a dev dependen
 
 REQUIRED_METRICS = (
     "lsat_adapter_auc",
+    'lsat_window_auc{model="served"}',
+    'lsat_window_auc{model="baseline"}',
     "lsat_ensemble_alpha",
     "lsat_merge_weight",
     "lsat_stream_drift_statistic",
