@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
 import statistics
 import tempfile
@@ -99,6 +100,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="dataset folder (default: ML-100K)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--note", default="", help="a line appended to the results")
+    parser.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     args = parser.parse_args()
 
     dataset = load_dataset(args.data or ml100k_folder())
@@ -150,6 +152,18 @@ def main() -> int:
     ]
     if args.note:
         lines += [args.note, ""]
+    if args.json:
+        numbers = {
+            "events": n,
+            "dead_lettered": poisoned,
+            "raw_s": raw_s,
+            "ingest_s": ingest_s,
+            "ingest_median_s": median_s,
+            "ingest_cpu_s": ingest_cpu,
+            "runs_s": [wall for wall, *_ in runs],
+            "runs_cpu_s": [cpu for _, cpu, *_ in runs],
+        }
+        args.json.write_text(json.dumps(numbers))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines))
     print("\n".join(lines))

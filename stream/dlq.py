@@ -77,7 +77,10 @@ class DeadLetterWriter:
         record = DeadLetterRecord(letter.reason_code, letter.detail, value.decode(), source)
         new = tx.add_dead_letter(record)
         handled.outgoing.append(self.message(source, value))
-        handled.add(source, "dead_lettered" if new else "duplicate", letter.reason_code)
+        if new:
+            handled.add(source, "dead_lettered", letter.reason_code)
+        else:
+            handled.add(source, "duplicate")
 
     def again(self, handled: Handled, source: SourcePosition, stored: str) -> None:
         """A re-delivered, already dead-lettered record: send its stored record again."""

@@ -75,19 +75,50 @@ class RecordOutcome(NamedTuple):
 @dataclass(slots=True)
 class Handled:
     """The result of handling a batch: messages to send after the commit, one outcome per
-    record (in batch order)."""
+    record (in batch order).
+
+    Kept as parallel lists (no object per record on the fast path); :attr:`outcomes` builds the
+    :class:`RecordOutcome` list on demand.
+
+    >>> h = Handled()
+    >>> h.add(SourcePosition(0, 7), "stored"); h.add(SourcePosition(0, 8), "dead_lettered", "x")
+    >>> [(o.source.offset, o.outcome, o.reason) for o in h.outcomes], h.count("stored")
+    ([(7, 'stored', ''), (8, 'dead_lettered', 'x')], 1)
+    """
 
     outgoing: list[Outgoing] = field(default_factory=list)
-    outcomes: list[RecordOutcome] = field(default_factory=list)
+    sources: list[SourcePosition] = field(default_factory=list)
+    kinds: list[Outcome] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)
+    """DLQ reason code by record index, for the ``dead_lettered`` records."""
 
     def add(self, source: SourcePosition, outcome: Outcome, reason: str = "") -> None:
-        """Record one record's outcome."""
-        self.outcomes.append(RecordOutcome(source, outcome, reason))
+        """Record one record's outcome (``reason``: the DLQ reason of a dead-lettered one)."""
+        if outcome == "dead_lettered":
+            self.reasons[len(self.kinds)] = reason
+        self.sources.append(source)
+        self.kinds.append(outcome)
+
+    def count(self, outcome: Outcome) -> int:
+        """How many records ended as ``outcome``."""
+        return self.kinds.count(outcome)
+
+    @property
+    def outcomes(self) -> list[RecordOutcome]:
+        """One :class:`RecordOutcome` per record, in batch order."""
+        reasons = self.reasons
+        return [
+            RecordOutcome(source, kind, reasons.get(n, ""))
+            for n, (source, kind) in enumerate(zip(self.sources, self.kinds, strict=True))
+        ]
 
     def extend(self, other: Handled) -> Handled:
         """Append another batch's messages and outcomes; returns ``self``."""
+        start = len(self.kinds)
         self.outgoing.extend(other.outgoing)
-        self.outcomes.extend(other.outcomes)
+        self.sources.extend(other.sources)
+        self.kinds.extend(other.kinds)
+        self.reasons.update({start + n: reason for n, reason in other.reasons.items()})
         return self
 
 
@@ -220,13 +251,13 @@ class IsolatedHandler:
     def _count(self, handled: Handled, counter: Any, stored_too: bool = False) -> None:
         """Outcome metrics of a committed batch (a metrics failure never fails the batch)."""
         try:
-            for outcome in handled.outcomes:
-                if outcome.outcome == "dead_lettered":
-                    counter.labels(status="dlq").inc()
-                    self.metrics.dead_letters.labels(reason=outcome.reason).inc()
-                elif outcome.outcome == "duplicate":
-                    counter.labels(status="duplicate").inc()
-                elif stored_too:
-                    counter.labels(status="ok").inc()
+            if handled.reasons:
+                counter.labels(status="dlq").inc(len(handled.reasons))
+                for reason in handled.reasons.values():
+                    self.metrics.dead_letters.labels(reason=reason).inc()
+            if duplicates := handled.count("duplicate"):
+                counter.labels(status="duplicate").inc(duplicates)
+            if stored_too:
+                counter.labels(status="ok").inc(handled.count("stored"))
         except Exception:
             log.exception("exporting metrics failed")
