@@ -12,9 +12,24 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lsat.core.settings import Settings
+from pydantic import ValidationError
+
+from lsat.core.env_schema import describe_errors
+from lsat.core.settings import (
+    KafkaSettings,
+    ScorerSettings,
+    Settings,
+    SettingsError,
+    StreamSettings,
+    TopicNames,
+    TrainerSettings,
+)
 
 __all__ = ["build_parser", "main"]
+
+SECTIONS = (Settings, KafkaSettings, StreamSettings, TrainerSettings, ScorerSettings, TopicNames)
+SECTION_NAMES = frozenset(cls.__name__ for cls in SECTIONS)
+"""Settings classes whose validation errors a command-line value can cause (exit status 2)."""
 
 SUBCOMMAND_MODULES = (
     "lsat.apps.adapter_commands",
@@ -51,10 +66,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    settings = Settings.from_env().with_overrides(
-        home=args.home, database_url=args.database_url, base_model=args.base_model
-    )
-    return int(args.func(args, settings) or 0)
+    try:
+        settings = Settings.from_env().with_overrides(
+            home=args.home, database_url=args.database_url, base_model=args.base_model
+        )
+        return int(args.func(args, settings) or 0)
+    except SettingsError as exc:
+        print(f"lsat: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a command-line value a settings section refuses
+        if exc.title not in SECTION_NAMES:
+            raise
+        print(f"lsat: bad setting: {describe_errors(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

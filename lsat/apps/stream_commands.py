@@ -67,13 +67,13 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = resolve_kafka(settings)
     kafka = settings.kafka
-    if args.partitions is not None:
-        kafka = dataclasses.replace(kafka, partitions=args.partitions)
+    partitions = kafka.partitions if args.partitions is None else args.partitions
     try:
-        topic_specs(kafka.topics, kafka.partitions)
+        topic_specs(kafka.topics, partitions)
     except ValueError as exc:
         print(f"lsat topics: {exc}", file=sys.stderr)
         return 2
+    kafka = dataclasses.replace(kafka, partitions=partitions)
     try:
         created = ensure_topics(kafka, timeout_s=args.timeout)
     except (KafkaError, TimeoutError) as exc:

@@ -32,7 +32,16 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-__all__ = ["Env", "SettingsError", "Variable", "environment_model", "read", "render", "variables"]
+__all__ = [
+    "Env",
+    "SettingsError",
+    "Variable",
+    "describe_errors",
+    "environment_model",
+    "read",
+    "render",
+    "variables",
+]
 
 T = TypeVar("T")
 
@@ -150,13 +159,14 @@ def environment_model(root: type) -> type[BaseSettings]:
     return create_model(f"{root.__name__}Environment", __base__=_Environment, **fields)
 
 
-def _describe(exc: ValidationError, secret: set[str]) -> str:
+def describe_errors(exc: ValidationError, secret: set[str] | frozenset[str] = frozenset()) -> str:
+    """``name=value: why`` for each error of ``exc`` (values of ``secret`` names masked)."""
     parts = []
     for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else "?"
+        name = ".".join(str(part) for part in error["loc"]) or "?"
         value = "'**********'" if name in secret else repr(error["input"])
         parts.append(f"{name}={value}: {error['msg']}")
-    return "bad environment variable(s): " + "; ".join(parts)
+    return "; ".join(parts)
 
 
 def read(root: type[T], environ: Mapping[str, str]) -> T:
@@ -167,7 +177,8 @@ def read(root: type[T], environ: Mapping[str, str]) -> T:
         values = model(**raw)
     except ValidationError as exc:
         secret = {v.name for v in variables(root) if v.secret}
-        raise SettingsError(_describe(exc, secret)) from None
+        why = describe_errors(exc, secret)
+        raise SettingsError(f"bad environment variable(s): {why}") from None
     nested: dict[str, Any] = {}
     for var in variables(root):
         if var.name in raw:

@@ -173,3 +173,22 @@ def test_peers_dial_the_configured_worker_url_never_the_bind_address(
     env: dict[str, str], url: str
 ) -> None:
     assert Settings.from_env(env).stream.worker_base_url == url
+
+
+def test_the_cli_names_a_bad_variable_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lsat.apps.cli import main
+
+    monkeypatch.setenv("LSAT_TRAINER_EPOCHS", "two")
+    assert main(["adapters", "list"]) == 2
+    assert "LSAT_TRAINER_EPOCHS='two'" in capsys.readouterr().err
+
+
+def test_the_cli_names_a_bad_option_value_and_exits_2(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lsat.apps.cli import main
+
+    assert main(["--home", str(tmp_path), "worker", "--window-size", "0"]) == 2
+    assert "window_max_samples=0" in capsys.readouterr().err
