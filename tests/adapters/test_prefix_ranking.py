@@ -11,8 +11,7 @@ from lsat.adapters.model.forward import answer_token_ids
 from lsat.adapters.model.prefix_attention import (
     SuffixLayout,
     dense_reference_attention,
-    flash_suffix_attention,
-    matmul_suffix_attention,
+    suffix_attention,
 )
 from lsat.adapters.model.prefix_ranking import (
     PrefixRanker,
@@ -77,7 +76,6 @@ def test_split_rejects_empty_input() -> None:
         split_shared_prefix([[1], []])
 
 
-@pytest.mark.parametrize("attention", [flash_suffix_attention, matmul_suffix_attention])
 @pytest.mark.parametrize(
     ("lengths", "prefix_len", "heads", "kv_heads", "bucket_size"),
     [
@@ -90,7 +88,7 @@ def test_split_rejects_empty_input() -> None:
     ],
 )
 def test_suffix_attention_equals_dense_masked_attention(
-    attention, lengths, prefix_len, heads, kv_heads, bucket_size
+    lengths, prefix_len, heads, kv_heads, bucket_size
 ):
     torch.manual_seed(0)
     layout = SuffixLayout(lengths, bucket_size=bucket_size)
@@ -99,7 +97,7 @@ def test_suffix_attention_equals_dense_masked_attention(
     k, v = (torch.randn(streams, layout.total, kv_heads, dim) for _ in range(2))
     pk = torch.randn(streams, kv_heads, prefix_len, dim) if prefix_len else None
     pv = torch.randn(streams, kv_heads, prefix_len, dim) if prefix_len else None
-    ours = attention(q, k, v, layout, 0.3, pk, pv)
+    ours = suffix_attention(q, k, v, layout, 0.3, pk, pv)
     reference = dense_reference_attention(q, k, v, layout, 0.3, pk, pv)
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
