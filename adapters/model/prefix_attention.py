@@ -69,6 +69,7 @@ class SuffixLayout:
         allowed = (steps[None, :, None] >= steps[None, None, :]) & self.valid[:, None, :]
         self.own_allowed = allowed
         """(n, width, width) bool: query slot ``l`` may see own key slot ``m``."""
+        self._blocked: dict[int, torch.Tensor] = {}
         self.buckets: list[tuple[int, SuffixLayout]] = [(0, self)]
         """(first packed token, layout) of each run of candidates for the own attention."""
         if bucket_size is not None and bucket_size < self.count:
@@ -77,6 +78,15 @@ class SuffixLayout:
                 part = self.lengths[first : first + bucket_size]
                 self.buckets.append((start, SuffixLayout(part, device)))
                 start += sum(part)
+
+    def blocked(self, rep: int) -> torch.Tensor:
+        """(n, width·rep, width) bool: own key slots a query row may not see, with each query
+        slot repeated for the ``rep`` heads that share a key head (cached per ``rep``)."""
+        if rep not in self._blocked:
+            n, width = self.count, self.width
+            allowed = self.own_allowed[:, :, None, :].expand(n, width, rep, width)
+            self._blocked[rep] = ~allowed.reshape(n, width * rep, width)
+        return self._blocked[rep]
 
     def positions(self, offset: int) -> torch.Tensor:
         """(total,) position ids of the packed tokens when the prefix holds ``offset`` tokens."""
@@ -139,8 +149,7 @@ def suffix_attention(
     k = layout.pad(key).permute(0, 3, 1, 4, 2)  # (S, kvh, n, d, w)
     v = layout.pad(value).permute(0, 3, 1, 2, 4)  # (S, kvh, n, w, d)
     own = torch.matmul(q, k).float()  # (S, kvh, n, w·rep, w)
-    allowed = layout.own_allowed[:, :, None, :].expand(n, width, rep, width)
-    own.masked_fill_(~allowed.reshape(n, width * rep, width), float("-inf"))
+    own.masked_fill_(layout.blocked(rep), float("-inf"))
     if prefix_key is None or prefix_key.shape[2] == 0:
         probs = torch.softmax(own, dim=-1).to(v.dtype)
         out = torch.matmul(probs, v)

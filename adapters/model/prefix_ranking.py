@@ -178,9 +178,9 @@ class PrefixRanker:
                 ids.extend(t for x in suffixes for t in x)
                 positions.append(layout.positions(len(groups[g].prefix)))
                 offset += layout.total
-            hidden, _ = run.forward(ids, torch.cat(positions), segments, kv=False)
             last = torch.cat([seg.layout.last_rows + seg.start for seg in segments])
-            at_answer = decoder_of(run.model).norm(hidden[:, last].float())
+            hidden, _ = run.forward(ids, torch.cat(positions), segments, kv=False, keep=last)
+            at_answer = decoder_of(run.model).norm(hidden.float())
             logits = at_answer @ weight.float().T
             if bias is not None:
                 logits = logits + bias.float()
@@ -205,10 +205,17 @@ class _Run:
         return next(self.model.parameters()).device
 
     def forward(
-        self, ids: list[int], positions: torch.Tensor, segments: list[_Segment], *, kv: bool
+        self,
+        ids: list[int],
+        positions: torch.Tensor,
+        segments: list[_Segment],
+        *,
+        kv: bool,
+        keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Every layer on the packed ``ids``: the last hidden states (S, N, H); with ``kv``
-        also each layer's keys/values (S, N, kvh, d), stopping after the last layer's."""
+        """Every layer on the packed ``ids``: the last hidden states (S, N, H), only the
+        ``keep`` rows (S, len(keep), H) when given; with ``kv`` also each layer's keys/values
+        (S, N, kvh, d), stopping after the last layer's."""
         device = self.device
         tokens = torch.tensor(ids, dtype=torch.long, device=device)
         hidden = decoder_of(self.model).embed_tokens(tokens)[None].float()
@@ -221,7 +228,13 @@ class _Run:
             scaling = plan.module.self_attn.scaling
             attend = functools.partial(_attend, segments=segments, layer=index, scaling=scaling)
             out, k, v = run_layer(
-                plan, hidden, rope, attend, self.dtype, kv_only=kv and index == last
+                plan,
+                hidden,
+                rope,
+                attend,
+                self.dtype,
+                kv_only=kv and index == last,
+                keep=keep if index == last else None,
             )
             if kv:
                 collected.append((k, v))

@@ -249,9 +249,14 @@ def run_layer(
     dtype: torch.dtype,
     *,
     kv_only: bool = False,
+    keep: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """One decoder layer on hidden (S, N, H) fp32; returns (new hidden or ``None`` with
-    ``kv_only``, rotated keys (S, N, kvh, d), values (S, N, kvh, d)), keys/values in ``dtype``."""
+    ``kv_only``, rotated keys (S, N, kvh, d), values (S, N, kvh, d)), keys/values in ``dtype``.
+
+    ``keep`` (row indices): only those rows go on after the attention (o, MLP), and the new
+    hidden is (S, len(keep), H); the last layer needs only the answer rows.
+    """
     layer, attn = plan.module, plan.module.self_attn
     streams, tokens, _ = hidden.shape
     dim = attn.head_dim
@@ -264,6 +269,8 @@ def run_layer(
     if kv_only:
         return None, k, v
     mixed = attend(q.to(dtype), k, v).reshape(streams, tokens, -1).to(dtype)
+    if keep is not None:
+        mixed, hidden = mixed[:, keep], hidden[:, keep]
     (o,) = plan.project(mixed, plan.o, ("o_proj",))
     hidden = hidden + o
     x = _norm(layer.post_attention_layernorm, hidden).to(dtype)
