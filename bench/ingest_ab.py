@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +45,11 @@ runpy.run_path(script, run_name="__main__")
 
 
 def export(revision: str, into: Path) -> str:
-    """``git archive`` of ``revision`` unpacked into ``into``; the short commit id."""
+    """``git archive`` of ``revision`` unpacked into ``into``; the short commit id. A folder
+    (an already exported tree, e.g. a revision with a patch applied) is copied as it is."""
+    if Path(revision).is_dir():
+        shutil.copytree(revision, into)
+        return Path(revision).name
     commit = subprocess.run(
         ["git", "rev-parse", "--short", revision],
         cwd=REPO,
@@ -68,8 +73,8 @@ def run(tree: Path, out: Path, bench_args: list[str]) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", required=True, help="git revision")
-    parser.add_argument("--after", default="HEAD", help="git revision")
+    parser.add_argument("--before", required=True, help="git revision or source-tree folder")
+    parser.add_argument("--after", default="HEAD", help="git revision or source-tree folder")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="bench_ingest runs per round")
     parser.add_argument("--events", type=int, default=20_000)
@@ -128,8 +133,8 @@ def main() -> int:
     for name, marker in (("before", "o"), ("after", "s")):
         left.plot(rounds, rate[name], marker=marker, label=f"{name} ({commits[name]})")
         right.plot(rounds, cpu[name], marker=marker, label=name)
-    left.set(xlabel="round", ylabel="events/s (best of repeats)", ylim=(0, None))
-    right.set(xlabel="round", ylabel="process CPU seconds", ylim=(0, None))
+    left.set(xlabel="round", ylabel="events/s (best of repeats)", ylim=(0, None), xticks=rounds)
+    right.set(xlabel="round", ylabel="process CPU seconds", ylim=(0, None), xticks=rounds)
     left.legend()
     fig.suptitle("ingest throughput, interleaved rounds on a shared machine")
     fig.tight_layout()
