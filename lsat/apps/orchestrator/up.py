@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from lsat.adapters.trainer.options import QualityOptions
 from lsat.apps.orchestrator.errors import ChildCrashed, OrchestratorError
 from lsat.apps.orchestrator.live_table import (
     COLUMNS,
@@ -40,11 +41,16 @@ from lsat.apps.orchestrator.live_table import (
 )
 from lsat.apps.orchestrator.retrain_skip import skip_retrain_requests
 from lsat.apps.orchestrator.supervisor import ChildSpec, Supervisor
+from lsat.apps.quality_flags import quality_argv
 from lsat.core.settings import Settings, to_env
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Ports", "UpOptions", "UpRun", "child_env", "events_needed"]
+__all__ = ["UP_QUALITY", "Ports", "UpOptions", "UpRun", "child_env", "events_needed"]
+
+
+UP_QUALITY = QualityOptions()
+"""The trainer's quality options in ``lsat up`` (prompt, short-adapter start, combiner)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class UpOptions:
     scorer_port: int | None = None  # None: settings.scorer.port (LSAT_SCORER_PORT)
     refresh_s: float = 2.0
     stall_timeout_s: float = 1800.0  # no visible progress (a window closed/evaluated/trained)
+    quality: QualityOptions = UP_QUALITY  # the trainer's prompt, short start, combiner
+    item_noun: str | None = None  # None: the dataset's (MovieLens: movie)
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,7 @@ class UpRun:
         self.urls: dict[str, str] = {}
         self.status = "starting"
         self.bootstrap_windows: list[int] = []
+        self.quality = options.quality  # with the dataset's item noun once it is read
 
     # --- steps --------------------------------------------------------------------------
     def _dataset_path(self) -> Path:
@@ -162,6 +171,8 @@ class UpRun:
         from lsat.data.types import HISTORY_LENGTH
 
         dataset = load_dataset(path, like_threshold=self.settings.stream.like_threshold)
+        noun = self.options.item_noun or dataset.item_noun
+        self.quality = dataclasses.replace(self.options.quality, item_noun=noun)
         o = self.options
         wanted = (o.long_windows + o.windows + 1) * o.window_size
         events = ((i.user_id, i.timestamp) for i in dataset.interactions)
@@ -239,7 +250,7 @@ class UpRun:
         self.bootstrap_windows = ids
         spec = ChildSpec(
             "bootstrap-long",
-            _lsat("trainer", "--bootstrap-long", "--windows", *ids),
+            _lsat("trainer", "--bootstrap-long", *quality_argv(self.quality), "--windows", *ids),
             self._env(),
             expected_exit=True,
         )
@@ -255,7 +266,7 @@ class UpRun:
 
     def _train(self, store, registry) -> bool:  # type: ignore[no-untyped-def]
         p, host = self.ports, self.settings.dial_host
-        argv = _lsat("trainer", "--metrics-port", p.trainer_metrics)
+        argv = _lsat("trainer", "--metrics-port", p.trainer_metrics, *quality_argv(self.quality))
         self.supervisor.start(ChildSpec("trainer", argv, self._env()))
         url = self.urls["trainer metrics"] = f"http://{host}:{p.trainer_metrics}/metrics"
 

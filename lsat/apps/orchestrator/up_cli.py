@@ -28,6 +28,7 @@ def _non_negative(text: str) -> int:
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from lsat.apps.orchestrator.up import UpOptions, UpRun
+    from lsat.apps.quality_flags import options_from_args
 
     for noisy in ("kafka", "stream", "aiokafka"):  # the children log to files; keep the view clean
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -44,12 +45,15 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         speed=args.speed,
         free_ports=args.free_ports,
         scorer_port=args.scorer_port,
+        quality=options_from_args(argparse.Namespace(**{**vars(args), "item_noun": "movie"})),
+        item_noun=args.item_noun,
     )
     return UpRun(settings, options).run()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``lsat up``."""
+    from lsat.apps.quality_flags import add_quality_arguments
     from lsat.stream.replay import parse_speed
 
     defaults = __import__("lsat.apps.orchestrator.up", fromlist=["UpOptions"]).UpOptions()
@@ -97,4 +101,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bind every service to a free port instead of the configured ones",
     )
-    p.set_defaults(func=_up)
+    add_quality_arguments(p, defaults.quality)
+    p.set_defaults(func=_up, item_noun=None)  # None: the dataset's noun (MovieLens: movie)
