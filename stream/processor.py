@@ -84,6 +84,7 @@ def window_policy(settings: Settings) -> WindowPolicy:
         max_samples=s.window_max_samples,
         max_span_s=s.window_max_span_s,
         allowed_lateness_s=s.allowed_lateness_s,
+        min_samples_on_drift=s.window_min_samples_on_drift,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from lsat.adapters.trainer.errors import TrainerChildFailed, TrainerError
+from lsat.core.settings import TrainerSettings
 from lsat.stream.dead_letter import internal_error_code
 
 __all__ = ["GaveUp", "RetryInterrupted", "RetryPolicy", "attempt", "failure_reason"]
@@ -56,6 +57,20 @@ class RetryPolicy:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if not math.isfinite(self.factor) or self.factor < 1:
             raise ValueError(f"factor must be a finite number >= 1, got {self.factor!r}")
+
+    @classmethod
+    def from_settings(cls, trainer: TrainerSettings) -> RetryPolicy:
+        """The policy configured by ``LSAT_TRAINER_MAX_ATTEMPTS`` and ``LSAT_TRAINER_RETRY_*``.
+
+        >>> RetryPolicy.from_settings(TrainerSettings(max_attempts=5)).max_attempts
+        5
+        """
+        return cls(
+            max_attempts=trainer.max_attempts,
+            backoff_s=trainer.retry_backoff_s,
+            factor=trainer.retry_backoff_factor,
+            max_backoff_s=trainer.retry_backoff_max_s,
+        )
 
     def delay_s(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failed attempt."""

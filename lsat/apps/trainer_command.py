@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lsat.adapters.trainer.retry import RetryPolicy
 from lsat.apps.quality_flags import add_quality_arguments, options_from_args
 from lsat.core.settings import Settings
 
@@ -53,7 +54,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     port = settings.trainer.metrics_port if args.metrics_port is None else args.metrics_port
     server = MetricsServer(metrics, port, host=settings.bind_host).start()
     try:
-        run_trainer(settings, metrics=metrics, max_jobs=args.max_jobs, options=options)
+        run_trainer(
+            settings,
+            metrics=metrics,
+            max_jobs=args.max_jobs,
+            options=options,
+            retry=RetryPolicy.from_settings(settings.trainer),
+        )
     except KeyboardInterrupt:
         return 130
     finally:

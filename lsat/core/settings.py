@@ -87,6 +87,9 @@ class StreamSettings:
     window_max_samples: Annotated[Count, Env("LSAT_WINDOW_MAX_SAMPLES")] = 2000
     window_max_span_s: Annotated[Count | None, Env("LSAT_WINDOW_MAX_SPAN_S")] = None
     allowed_lateness_s: Annotated[int, Field(ge=0), Env("LSAT_WINDOW_ALLOWED_LATENESS_S")] = 0
+    window_min_samples_on_drift: Annotated[
+        Count | None, Env("LSAT_WINDOW_MIN_SAMPLES_ON_DRIFT")
+    ] = None
     like_threshold: Annotated[float, Env("LSAT_LIKE_THRESHOLD")] = 3.0
     worker_web_port: Annotated[Port, Env("LSAT_WORKER_WEB_PORT")] = 6066
     metrics_port: Port = 9108
@@ -115,6 +118,8 @@ class TrainerSettings:
     the serving combination's by more than this. ``long_refresh_every_windows`` (``None`` = never)
     and ``long_refresh_on_drift`` decide when the long adapter is retrained on recent windows.
     ``layers``: LoRA on the top N layers only (``None``, variable ``all`` = all layers).
+    ``max_attempts`` and ``retry_backoff_*``: a failing job is retried with exponential backoff,
+    then dead-lettered to ``adapter.retrain.dlq``.
     """
 
     ENV_PREFIX: ClassVar[str] = "LSAT_TRAINER_"
@@ -136,6 +141,10 @@ class TrainerSettings:
     long_refresh_on_drift: bool = False
     metrics_port: Port = 9109
     max_poll_interval_s: Seconds = 3600.0
+    max_attempts: Count = 3
+    retry_backoff_s: Annotated[float, Field(ge=0)] = 10.0
+    retry_backoff_factor: Annotated[float, Field(ge=1)] = 2.0
+    retry_backoff_max_s: Annotated[float, Field(ge=0)] = 300.0
 
 
 @dataclass(frozen=True, config=_CONFIG)
