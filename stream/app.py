@@ -118,9 +118,17 @@ async def until_done(
             delay = min(delay * 2, max_s)
 
 
-def build_app(settings: Settings, processor: Processor, *, web_port: int | None = None) -> Any:
+def build_app(
+    settings: Settings,
+    processor: Processor,
+    *,
+    web_port: int | None = None,
+    retry_first_s: float = RETRY_FIRST_S,
+    retry_max_s: float = RETRY_MAX_S,
+) -> Any:
     """A faust app whose agents feed ``processor``; run it with
-    :func:`lsat.stream.worker.run_worker`."""
+    :func:`lsat.stream.worker.run_worker`. A failing store or producer is retried after
+    ``retry_first_s``, doubling up to ``retry_max_s``."""
     kafka, stream = settings.kafka, settings.stream
     datadir = Path(settings.home) / "faust"
     app = faust.App(
@@ -155,13 +163,16 @@ def build_app(settings: Settings, processor: Processor, *, web_port: int | None 
 
     serial = SerialThread()
 
+    async def retried(call: Callable[[], Awaitable[T]], what: str) -> T:
+        return await until_done(call, what, first_s=retry_first_s, max_s=retry_max_s)
+
     async def send_one(message: Outgoing) -> None:
         future = await topic(message.topic).send(key=message.key, value=message.value)
         await future  # wait for the broker's ack before the source offset can be committed
 
     async def send_all(messages: list[Outgoing]) -> None:
         for message in messages:
-            await until_done(lambda m=message: send_one(m), f"sending to {message.topic}")
+            await retried(lambda m=message: send_one(m), f"sending to {message.topic}")
             if message.on_sent is not None:
                 try:
                     await serial(message.on_sent)
@@ -179,7 +190,7 @@ def build_app(settings: Settings, processor: Processor, *, web_port: int | None 
         # DLQ and retrain messages acknowledged by the broker).
         async for events in stream_.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             batch = batch_of(events, names.interactions)
-            handled = await until_done(
+            handled = await retried(
                 lambda b=batch: serial(processor.handle_interactions, b),
                 f"storing {len(batch)} interactions",
             )
@@ -189,14 +200,14 @@ def build_app(settings: Settings, processor: Processor, *, web_port: int | None 
     async def items(stream_: Any) -> None:
         async for events in stream_.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             batch = batch_of(events, names.items)
-            handled = await until_done(
+            handled = await retried(
                 lambda b=batch: serial(processor.handle_items, b), f"storing {len(batch)} items"
             )
             await send_all(handled.outgoing)
 
     @app.task
     async def republish_pending() -> None:
-        pending = await until_done(
+        pending = await retried(
             lambda: serial(processor.pending_outgoing), "listing unsent retrain requests"
         )
         await send_all(pending)
