@@ -159,7 +159,7 @@ class EarlierRows:
     def scored(self, before: int, *, upto: bool = False) -> Rows:
         """Rows of the newest ``windows`` scored windows with id ``< before`` (``<=`` with
         ``upto``), oldest first."""
-        recent = self.registry.window_scores(limit=self.windows + 64)
+        recent = self.registry.window_scores(limit=self.windows + 8)  # a few retried ones
         kept = [
             s
             for s in recent
