@@ -43,8 +43,21 @@ def build_worker(
 ) -> tuple[Any, StreamProcessor]:
     """The faust app wired to a :class:`StreamProcessor` (state restored from the store)."""
     store = store or SampleStore(settings.db_url)
-    processor = StreamProcessor(settings, store, metrics)
-    app = build_app(settings, processor)
+    stream = settings.stream
+    processor = StreamProcessor(
+        settings,
+        store,
+        metrics,
+        max_event_bytes=stream.max_event_bytes,
+        dlq_payload_bytes=stream.dlq_payload_bytes,
+        dlq_record_bytes=stream.dlq_record_bytes,
+    )
+    app = build_app(
+        settings,
+        processor,
+        retry_first_s=stream.store_retry_first_s,
+        retry_max_s=stream.store_retry_max_s,
+    )
     send_all, serial = app.lsat_send_all, app.lsat_serial
     token = settings.admin_token
 

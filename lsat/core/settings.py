@@ -81,7 +81,10 @@ class KafkaSettings:
 @dataclass(frozen=True, config=_CONFIG)
 class StreamSettings:
     """The stream worker: window policy, faust timings, local ports (bound to ``bind_host``),
-    and the URL its peers dial (``worker_url``)."""
+    and the URL its peers dial (``worker_url``). Events over ``max_event_bytes`` are
+    dead-lettered; a dead-letter record keeps at most ``dlq_payload_bytes`` of the payload and
+    stays under ``dlq_record_bytes`` (keep it below the broker's message size limit). A failing
+    store is retried after ``store_retry_first_s``, doubling up to ``store_retry_max_s``."""
 
     ENV_PREFIX: ClassVar[str] = "LSAT_STREAM_"
     window_max_samples: Annotated[Count, Env("LSAT_WINDOW_MAX_SAMPLES")] = 2000
@@ -98,6 +101,11 @@ class StreamSettings:
     app_id: str = "lsat-stream"
     drift_detection: Annotated[bool, Env("LSAT_DRIFT_DETECTION")] = True
     worker_url: Annotated[str | None, Env("LSAT_WORKER_URL")] = None
+    max_event_bytes: Annotated[Count, Env("LSAT_MAX_EVENT_BYTES")] = 16_384
+    dlq_payload_bytes: Annotated[Count, Env("LSAT_DLQ_PAYLOAD_BYTES")] = 16_384
+    dlq_record_bytes: Annotated[Count, Env("LSAT_DLQ_RECORD_BYTES")] = 65_536
+    store_retry_first_s: Annotated[Seconds, Env("LSAT_STORE_RETRY_FIRST_S")] = 0.5
+    store_retry_max_s: Annotated[Seconds, Env("LSAT_STORE_RETRY_MAX_S")] = 30.0
 
     @property
     def worker_base_url(self) -> str:

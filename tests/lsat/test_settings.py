@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import pydantic
 import pytest
@@ -210,3 +211,23 @@ def test_retry_and_drift_window_variables_reach_their_components() -> None:
     assert (policy.max_attempts, policy.backoff_s, policy.factor) == (5, 0.5, 2.0)
     assert window_policy(settings).drift_close_min == 30
     assert window_policy(Settings()).drift_close_min == 500  # a quarter of 2,000 by default
+
+
+def test_event_and_dead_letter_limits_reach_the_worker(tmp_path: Path) -> None:
+    from lsat.stream.worker import build_worker
+
+    settings = Settings.from_env(
+        {
+            "LSAT_HOME": str(tmp_path),
+            "LSAT_KAFKA_BOOTSTRAP": "127.0.0.1:9",  # the app is built, never started
+            "LSAT_MAX_EVENT_BYTES": "2048",
+            "LSAT_DLQ_PAYLOAD_BYTES": "1024",
+            "LSAT_DLQ_RECORD_BYTES": "8192",
+        }
+    )
+    _app, processor = build_worker(settings)
+    try:
+        assert processor.max_event_bytes == 2048
+        assert (processor.dlq.max_payload_bytes, processor.dlq.max_record_bytes) == (1024, 8192)
+    finally:
+        processor.store.close()
