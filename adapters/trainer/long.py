@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from lsat.adapters.lifecycle.artifacts import load_adapter
 from lsat.adapters.lifecycle.publication import SERVING_ALIASES
@@ -62,7 +63,7 @@ def bootstrap_long(
         if store is None:
             raise ValueError("bootstrap_long needs samples, or a store (with optional window_ids)")
         if window_ids is None:
-            closed = sorted(w.window_id for w in store.last_closed_windows(10_000))
+            closed = sorted(w.id for w in store.last_closed_windows(10_000))
             window_ids = closed[: settings.trainer.long_bootstrap_windows]
         samples = [s for w in window_ids for s in store.window_samples(w)]
     if titles is None:
@@ -75,7 +76,8 @@ def bootstrap_long(
     metadata = {"windows": list(window_ids or [])}
     job = child_job(settings, "long", train, validation, titles, label, metadata, options)
     result = train_fn(job)
-    load_adapter(result.path)  # refuses a corrupt or non-finite folder before registering
+    # refuses a corrupt, non-finite or swapped folder before registering
+    load_adapter(Path(result.path), expected_sha256=result.sha256)
     version = registry.register(
         "long",
         path=result.path,

@@ -128,7 +128,7 @@ def upsert_window_scores(
     raise AssertionError("unreachable: window scores neither inserted nor found")
 
 
-def window_scores_query(limit: int | None) -> Select[tuple[WindowScoreRow]]:
+def window_scores_query(limit: int | None) -> Select[WindowScoreRow]:
     """The newest ``limit`` rows (all when ``None``) by recording order, newest first."""
     query = select(WindowScoreRow).order_by(WindowScoreRow.id.desc())
     if limit is not None:

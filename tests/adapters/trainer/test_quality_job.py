@@ -31,20 +31,26 @@ def _request(window_id: int) -> RetrainRequest:
 
 def test_hybrid_is_fitted_out_of_sample_served_and_scored(tmp_path: Path, sqlite_url: str) -> None:
     # margin 1: the guards always let the new adapter and combiner through (tiny random model)
-    settings = trainer_settings(tmp_path, sqlite_url, margin=1.0, epochs=2)
+    settings = trainer_settings(
+        tmp_path, sqlite_url, margin=1.0, epochs=2, long_bootstrap_windows=1
+    )
     fill_windows(sqlite_url, {1: 40, 2: 40, 3: 40, 4: 40}, annotate=True)
     published: list[ServingSet] = []
     with open_registry(sqlite_url) as registry:
         store = SampleStore(sqlite_url)
-        long = bootstrap_long(
-            settings, registry, store=store, window_ids=[1], train_fn=run_job, options=OPTIONS
-        )
+        for window in (1, 2, 3, 4):
+            store.close_window(window, "full")
+        # the first long_bootstrap_windows closed windows: window 1
+        long = bootstrap_long(settings, registry, store=store, train_fn=run_job, options=OPTIONS)
+        assert [str(w) for w in long.window_ids] == ["1"]
         first = build_retrainer(
             settings, registry, store, publish=published.append, train_fn=run_job, options=OPTIONS
         )
         two = first.handle(_request(2))  # no earlier scored rows: no combiner yet
         assert two.outcome == "promoted" and published[-1].hybrid is None
         assert {"served", "long", "baseline"} <= set(two.window_metrics)  # no short yet
+        # the rate stack of window 2 is fitted on the bootstrap window's stored samples
+        assert two.window_metrics["baseline"] == two.window_metrics["rate_stack"]
         three = first.handle(_request(3))  # fitted on window 2's rows, checked on window 3's
         assert three.outcome == "promoted" and published[-1].hybrid is not None
         assert "hybrid" not in three.window_metrics  # the combiner first scores window 4
