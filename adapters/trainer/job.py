@@ -211,7 +211,9 @@ def build_retrainer(
         )
     titles = TitleCache(store.catalogue)
     pool = AdapterPool(
-        lambda: load_base_model(settings.base_model, cache_dir=settings.cache_dir), titles
+        lambda: load_base_model(settings.base_model, cache_dir=settings.cache_dir),
+        titles,
+        bf16=options.bf16,
     )
     publisher = ServingPublisher(registry, metrics, publish)
     promoter = Promoter(

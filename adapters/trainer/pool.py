@@ -19,7 +19,9 @@ from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt, prompt_of
 from lsat.adapters.lifecycle.artifacts import LoadedAdapter, load_adapter
 from lsat.adapters.lifecycle.registry import AdapterVersion
 from lsat.adapters.model.base_model import BaseLM
+from lsat.adapters.model.precision import resolve_bf16
 from lsat.adapters.model.recommender import LoraRecommender
+from lsat.adapters.model.scoring import model_device
 from lsat.adapters.trainer.helpers import adapter_name
 from lsat.data.types import Item, Sample
 
@@ -55,17 +57,23 @@ class TitleCache:
 class AdapterPool:
     """A :class:`LoraRecommender` on the base model, holding named adapters for scoring."""
 
-    def __init__(self, load_base: Callable[[], BaseLM], titles: TitleCache) -> None:
+    def __init__(
+        self, load_base: Callable[[], BaseLM], titles: TitleCache, *, bf16: bool | None = None
+    ) -> None:
         self._load_base = load_base
         self.titles = titles
+        self.bf16 = bf16
         self._recommender: LoraRecommender | None = None
         self._prompts: dict[str, AdapterPrompt] = {}
 
     @property
     def recommender(self) -> LoraRecommender:
-        """The scoring model (the base LM is loaded on first use)."""
+        """The scoring model (the base LM is loaded on first use; it scores in bf16 where the
+        hardware computes bf16 natively, unless ``bf16`` says otherwise)."""
         if self._recommender is None:
-            self._recommender = LoraRecommender(self._load_base(), {}, progress=False)
+            base = self._load_base()
+            bf16 = resolve_bf16(self.bf16, model_device(base.model))
+            self._recommender = LoraRecommender(base, {}, progress=False, bf16_scoring=bf16)
         return self._recommender
 
     def use_titles_for(self, samples: Sequence[Sample]) -> None:
