@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from lsat.core.cache_folder import build_once
 
@@ -47,7 +52,7 @@ class BaseLM:
     """A frozen causal LM, its tokenizer and a short name (recorded in adapter metadata)."""
 
     model: PreTrainedModel
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     name: str
 
 
@@ -127,6 +132,7 @@ def load_base_model(name_or_path: str = SMOLLM2_ALIAS, *, cache_dir: Path) -> Ba
     """
     if name_or_path == TINY_LLAMA:
         return tiny_llama(0, hidden_size=128, num_layers=4)
+    source: Path | str
     if name_or_path == SMOLLM2_ALIAS:
         source, name = ensure_smollm2_converted(cache_dir), SMOLLM2_ALIAS
     else:

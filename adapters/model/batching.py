@@ -10,11 +10,12 @@ import random
 from collections.abc import Sequence
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 __all__ = ["encode_prompts", "length_batches", "pad_id_of", "right_pad", "shuffled_length_batches"]
 
 
-def pad_id_of(tokenizer: object) -> int:
+def pad_id_of(tokenizer: PreTrainedTokenizerBase) -> int:
     """A token id to pad with (never attended: batches are right-padded)."""
     for candidate in (
         getattr(tokenizer, "pad_token_id", None),
@@ -25,7 +26,7 @@ def pad_id_of(tokenizer: object) -> int:
     return 0
 
 
-def encode_prompts(tokenizer: object, prompts: Sequence[str]) -> list[list[int]]:
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> list[list[int]]:
     """Token ids of each prompt, without special tokens added."""
     if not prompts:
         return []

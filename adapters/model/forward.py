@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lsat.adapters.model.prompts import ANSWER_NO, ANSWER_YES
 
 __all__ = [
+    "Decoder",
     "ForwardError",
     "answer_head_rows",
     "answer_logits",
@@ -33,7 +36,17 @@ class ForwardError(RuntimeError):
     """The model or tokenizer does not fit the answer-token scoring scheme."""
 
 
-def answer_token_ids(tokenizer: object) -> tuple[int, int]:
+class Decoder(Protocol):
+    """The decoder stack of a Hugging Face causal LM (e.g. ``LlamaModel``): what we use of it."""
+
+    embed_tokens: nn.Module
+    layers: nn.ModuleList
+    norm: nn.Module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def answer_token_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
     """Token ids of " Yes" and " No"; each must be a single token."""
     ids = []
     for text in (ANSWER_YES, ANSWER_NO):
@@ -44,12 +57,14 @@ def answer_token_ids(tokenizer: object) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def causal_lm(model: nn.Module) -> nn.Module:
+def causal_lm(model: nn.Module) -> PreTrainedModel:
     """The HF causal LM under a peft wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_base_model = getattr(model, "get_base_model", None)
+    inner = get_base_model() if get_base_model is not None else model
+    return cast(PreTrainedModel, inner)
 
 
-def decoder_of(model: nn.Module) -> nn.Module:
+def decoder_of(model: nn.Module) -> Decoder:
     """The decoder stack (``embed_tokens``, ``layers``, ``norm``) of a causal LM or peft model."""
     decoder = getattr(causal_lm(model), "model", None)
     if decoder is None or not hasattr(decoder, "layers") or not hasattr(decoder, "embed_tokens"):
@@ -125,7 +140,7 @@ def hidden_entering_layer(
 
 
 @contextmanager
-def _only_layers_from(decoder: nn.Module, start: int) -> Iterator[None]:
+def _only_layers_from(decoder: Decoder, start: int) -> Iterator[None]:
     full = decoder.layers
     decoder.layers = nn.ModuleList(list(full)[start:])
     try:

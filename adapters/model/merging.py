@@ -19,9 +19,11 @@ Every merge validates all inputs before building anything and refuses non-finite
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from peft import LoraConfig
@@ -221,6 +223,11 @@ def _derived_config(config: LoraConfig, rank: int) -> LoraConfig:
     return derived
 
 
+def _total(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``terms[0] + terms[1] + …`` (at least one term: :func:`_validated` refuses no adapters)."""
+    return functools.reduce(operator.add, terms)
+
+
 def _require_finite(state: Mapping[str, torch.Tensor], what: str) -> None:
     for key, tensor in state.items():
         if not bool(torch.isfinite(tensor).all()):
@@ -287,7 +294,7 @@ def merge_svd(adapters: Sequence[LoraAdapter], weights: Sequence[float], rank: i
                 f"({out_features} x {in_features})"
             )
     for module in all_pairs[0]:
-        delta = sum(
+        delta = _total(
             (weight * scaling) * (pairs[module][1].to(work) @ pairs[module][0].to(work))
             for pairs, weight, scaling in zip(all_pairs, checked_weights, scalings, strict=True)
         )
@@ -332,10 +339,10 @@ def merge_ab_average(adapters: Sequence[LoraAdapter], weights: Sequence[float]) 
     work = _compute_dtype(dtype)
     merged: dict[str, torch.Tensor] = {}
     for module in all_pairs[0]:
-        a_sum = sum(
+        a_sum = _total(
             w * p[module][0].to(work) for p, w in zip(all_pairs, checked_weights, strict=True)
         )
-        b_sum = sum(
+        b_sum = _total(
             w * p[module][1].to(work) for p, w in zip(all_pairs, checked_weights, strict=True)
         )
         merged[module + LORA_A_SUFFIX] = a_sum.to(dtype).contiguous()

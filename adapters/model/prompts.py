@@ -16,8 +16,12 @@ The item noun ("movie", "product", …) is used throughout the wording.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
 
 from lsat.data.types import CollaborativeFeatures, Sample
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "ANSWER_NO",
@@ -92,12 +96,13 @@ def hints_text(features: CollaborativeFeatures, item_noun: str = "movie") -> str
     return f"{item}\n{user}"
 
 
-def _chat(body: str, tokenizer: object | None) -> str:
+def _chat(body: str, tokenizer: PreTrainedTokenizerBase | None) -> str:
     """``body`` as one user turn awaiting the assistant's answer."""
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
+        text = tokenizer.apply_chat_template(
             [{"role": "user", "content": body}], tokenize=False, add_generation_prompt=True
         )
+        return cast(str, text)  # tokenize=False: the rendered text
     return _CHAT_FALLBACK.format(body=body)
 
 
@@ -110,7 +115,7 @@ def build_prompt(
     titles: Mapping[str, str],
     item_noun: str = "movie",
     prompt_format: str = DEFAULT_PROMPT_FORMAT,
-    tokenizer: object | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> str:
     """The prompt for ``sample`` in ``prompt_format``; unknown titles fall back to the item id.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from typing import cast
 
 import numpy as np
 import torch
@@ -65,7 +66,8 @@ class LoraRecommender:
         device: str | None = None,
     ) -> None:
         if device is not None:
-            base.model.to(device)
+            # transformers wraps PreTrainedModel.to in functools.wraps, whose stub loses `self`
+            base.model.to(device)  # type: ignore[arg-type]
         self.base = base
         self.titles = titles
         self.item_noun = item_noun
@@ -92,14 +94,19 @@ class LoraRecommender:
         """The peft model (or the bare base model before the first adapter)."""
         return self.base.model if self._peft is None else self._peft
 
-    def _require(self, name: str) -> None:
-        if name not in self.adapter_names:
+    def _require(self, name: str) -> PeftModel:
+        """The peft model holding adapter ``name``."""
+        if self._peft is None or name not in self._peft.peft_config:
             raise RecommenderError(f"unknown adapter {name!r}; have {self.adapter_names}")
+        return self._peft
+
+    def _config_of(self, name: str) -> LoraConfig:
+        # every adapter is added by _add with a LoraConfig
+        return cast(LoraConfig, self._require(name).peft_config[name])
 
     def adapter_config(self, name: str) -> LoraConfig:
         """A copy of the peft LoraConfig of adapter ``name``."""
-        self._require(name)
-        return copy.deepcopy(self._peft.peft_config[name])
+        return copy.deepcopy(self._config_of(name))
 
     def _add(self, name: str, config: LoraConfig, *, cache_lower: bool = True) -> None:
         if not name or not isinstance(name, str):
@@ -107,8 +114,9 @@ class LoraRecommender:
         if name in self.adapter_names:
             raise RecommenderError(f"adapter {name!r} already exists; delete_adapter it first")
         layers = config.layers_to_transform
+        indices = [layers] if isinstance(layers, int) else layers
         total = num_layers(self.base.model)
-        if layers is not None and any(not 0 <= int(i) < total for i in layers):
+        if indices is not None and any(not 0 <= int(i) < total for i in indices):
             raise RecommenderError(f"adapter {name!r}: layers {layers} outside 0..{total - 1}")
         if self._peft is None:
             self._peft = get_peft_model(self.base.model, config, adapter_name=name)
@@ -119,19 +127,19 @@ class LoraRecommender:
 
     def delete_adapter(self, name: str) -> None:
         """Remove adapter ``name`` and its weights."""
-        self._require(name)
+        peft = self._require(name)
         if len(self.adapter_names) == 1:
-            self.base.model = self._peft.unload()
+            self.base.model = peft.unload()
             self._peft = None
         else:
-            if name in self._peft.active_adapters:
+            if name in peft.active_adapters:
                 other = next(n for n in self.adapter_names if n != name)
-                self._peft.set_adapter(other)
-            self._peft.delete_adapter(name)
+                peft.set_adapter(other)
+            peft.delete_adapter(name)
         self._cache_lower.pop(name, None)
 
     def _start_layer(self, name: str) -> int:
-        layers = self._peft.peft_config[name].layers_to_transform
+        layers = self._config_of(name).layers_to_transform
         if layers is None or not self._cache_lower.get(name, True):
             return 0
         layers = [layers] if isinstance(layers, int) else layers
@@ -139,8 +147,7 @@ class LoraRecommender:
 
     def lora_state(self, name: str) -> dict[str, torch.Tensor]:
         """Adapter weights in peft's saved layout (adapter name stripped), detached copies."""
-        self._require(name)
-        state = get_peft_model_state_dict(self._peft, adapter_name=name)
+        state = get_peft_model_state_dict(self._require(name), adapter_name=name)
         return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
 
     def set_lora_state(
@@ -186,10 +193,11 @@ class LoraRecommender:
         else:
             torch.manual_seed(config.seed)
             self._add(name, config.lora_config(), cache_lower=config.cache_lower_layers)
+        peft = self._require(name)
         try:
-            self._peft.set_adapter(name)
+            peft.set_adapter(name)
             report = train_lora(
-                self._peft,
+                peft,
                 name,
                 self._encode(train),
                 [s.label for s in train],
@@ -203,7 +211,7 @@ class LoraRecommender:
         except BaseException:
             self.delete_adapter(name)
             raise
-        for param in self._peft.parameters():
+        for param in peft.parameters():
             param.requires_grad_(False)
         return report
 
@@ -221,8 +229,7 @@ class LoraRecommender:
             with self._peft.disable_adapter() if self._peft is not None else nullcontext():
                 yield
         else:
-            self._require(name)
-            self._peft.set_adapter(name)
+            self._require(name).set_adapter(name)
             yield
 
     def score(self, name: str | None, samples: Sequence[Sample]) -> np.ndarray:
@@ -260,8 +267,8 @@ class LoraRecommender:
             self._ranker.score(self.model, token_groups, list(names), answer_ids, bf16=bf16)
         )
         out = []
-        for group in groups:
-            probs = next(scored) if len(group) else np.empty((len(names), 0))
+        for samples in groups:
+            probs = next(scored) if len(samples) else np.empty((len(names), 0))
             out.append({name: probs[row] for row, name in enumerate(names)})
         return out
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
 
 from lsat.adapters.model.batching import encode_prompts, length_batches, pad_id_of, right_pad
 from lsat.adapters.model.forward import (
@@ -39,7 +40,7 @@ def model_device(model: nn.Module) -> torch.device:
 class EncodedPrompts:
     """Prompts with their token ids, the pad id and the answer token ids of one tokenizer."""
 
-    def __init__(self, tokenizer: object, prompts: Sequence[str]) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> None:
         self.prompts = list(prompts)
         self.ids = encode_prompts(tokenizer, self.prompts)
         self.lengths = [len(ids) for ids in self.ids]

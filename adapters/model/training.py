@@ -118,7 +118,7 @@ class TrainReport:
 
 
 def _trainable(model: nn.Module, adapter: str) -> dict[str, torch.Tensor]:
-    params = {}
+    params: dict[str, torch.Tensor] = {}
     for name, param in model.named_parameters():
         is_ours = "lora_" in name and f".{adapter}." in f"{name}."
         param.requires_grad_(is_ours)

@@ -64,6 +64,23 @@ def test_lora_state_round_trip_reproduces_scores(trained) -> None:
     )
 
 
+def test_an_int_layers_to_transform_is_one_layer(trained) -> None:
+    # peft allows `layers_to_transform=3` (one layer); adding such an adapter used to raise
+    # TypeError ('int' object is not iterable) while checking the layer range
+    samples = toy_samples(12, 6)
+    one_layer = TrainConfig(**{**QUICK.__dict__, "layers": (3,)})
+    trained.train_adapter("upper", toy_samples(16, 3), [], config=one_layer)
+    config = trained.adapter_config("upper")
+    config.layers_to_transform = 3
+    trained.set_lora_state("as_int", trained.lora_state("upper"), config)
+    np.testing.assert_allclose(
+        trained.score("as_int", samples), trained.score("upper", samples), atol=1e-6
+    )
+    config.layers_to_transform = 7
+    with pytest.raises(RecommenderError, match="layers 7"):
+        trained.set_lora_state("outside", trained.lora_state("upper"), config)
+
+
 def test_set_lora_state_rejects_mismatched_state(trained) -> None:
     state = trained.lora_state("short")
     with pytest.raises(RecommenderError, match="missing"):
