@@ -150,7 +150,7 @@ def suffix_attention(
     v = layout.pad(value).permute(0, 3, 1, 2, 4)  # (S, kvh, n, w, d)
     own = torch.matmul(q, k).float()  # (S, kvh, n, w·rep, w)
     own.masked_fill_(layout.blocked(rep), float("-inf"))
-    if prefix_key is None or prefix_key.shape[2] == 0:
+    if prefix_key is None or prefix_value is None or prefix_key.shape[2] == 0:
         probs = torch.softmax(own, dim=-1).to(v.dtype)
         out = torch.matmul(probs, v)
     else:
@@ -186,7 +186,7 @@ def dense_reference_attention(
         k = key[:, start : start + length].transpose(1, 2)
         v = value[:, start : start + length].transpose(1, 2)
         causal = torch.ones(length, length, dtype=torch.bool).tril()
-        if prefix_key is not None:
+        if prefix_key is not None and prefix_value is not None:
             k = torch.cat([prefix_key, k], dim=2)
             v = torch.cat([prefix_value, v], dim=2)
             seen = torch.ones(length, prefix_key.shape[2], dtype=torch.bool)

@@ -167,7 +167,10 @@ class PrefixRanker:
         results = [np.empty((run.streams, len(group.suffixes))) for group in groups]
         weight, bias = answer_head_rows(run.model, answer_ids)
         for chunk in _chunks(lengths, self.max_tokens):
-            segments, ids, positions, offset = [], [], [], 0
+            segments: list[_Segment] = []
+            ids: list[int] = []
+            positions: list[torch.Tensor] = []
+            offset = 0
             members = [owners[i] for i in chunk]
             for g in dict.fromkeys(g for g, _ in members):
                 suffixes = [groups[g].suffixes[c] for gg, c in members if gg == g]
@@ -225,7 +228,7 @@ class _Run:
         for index, plan in enumerate(self.plans):
             if index == self.start and self.streams > 1:
                 hidden = hidden.expand(self.streams, -1, -1)
-            scaling = plan.module.self_attn.scaling
+            scaling = float(plan.module.self_attn.scaling)
             attend = functools.partial(_attend, segments=segments, layer=index, scaling=scaling)
             out, k, v = run_layer(
                 plan,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ class _Lora:
 class LayerPlan:
     """One decoder layer's weights in the run dtype and each stream's LoRA per projection."""
 
-    module: nn.Module
+    module: Any  # the HF decoder layer (its submodules are reached by attribute)
     qkv: Weights
     o: Weights
     gate_up: Weights
@@ -87,15 +88,15 @@ class LayerPlan:
         return outs
 
 
-def _base(module: nn.Module) -> nn.Module:
+def _base(module: Any) -> Any:
     return module.get_base_layer() if hasattr(module, "get_base_layer") else module
 
 
-def _is_lora(module: nn.Module) -> bool:
+def _is_lora(module: Any) -> bool:
     return isinstance(getattr(module, "lora_A", None), nn.ModuleDict)
 
 
-def _projection(layer: nn.Module, name: str) -> nn.Module | None:
+def _projection(layer: Any, name: str) -> Any:
     owner = layer.mlp if name in MLP else layer.self_attn
     return getattr(owner, name, None)
 
@@ -139,7 +140,7 @@ class StreamPlanner:
                 return f"adapter(s) {sorted(variants)} at {path} are LoRA variants (e.g. DoRA)"
         return None
 
-    def _weights(self, layer: nn.Module, dtype: torch.dtype) -> dict[str, Weights]:
+    def _weights(self, layer: Any, dtype: torch.dtype) -> dict[str, Any]:
         bases = [_base(_projection(layer, name)) for name in PROJECTIONS]
         version = tuple((id(b.weight), b.weight._version) for b in bases)
         cached = self._cast.setdefault(layer, {}).get(dtype)
@@ -147,7 +148,7 @@ class StreamPlanner:
             return cached
         q, k, v, o, gate, up, down = bases
 
-        def cast(modules: list[nn.Module]) -> Weights:
+        def cast(modules: list[Any]) -> Weights:
             if dtype == torch.float32 or len(modules) == 1:  # fp32: the model's own tensors
                 return [
                     (
@@ -183,7 +184,7 @@ class StreamPlanner:
     ) -> tuple[list[LayerPlan], int]:
         """Per layer plans, one stream per adapter; and the first layer any adapter touches
         (``len(layers)`` when none does)."""
-        layers = decoder_of(model).layers
+        layers: Any = decoder_of(model).layers
         plans, start = [], len(layers)
         for index, layer in enumerate(layers):
             weights = self._weights(layer, dtype)
@@ -217,7 +218,7 @@ class StreamPlanner:
 
 def rope_tables(model: nn.Module, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(cos, signed sin), each (1, N, 1, d) fp32, for :func:`_rotate` at ``positions`` (N,)."""
-    decoder = decoder_of(model)
+    decoder: Any = decoder_of(model)
     probe = torch.empty(0, dtype=torch.float32, device=positions.device)
     cos, sin = decoder.rotary_emb(probe, positions[None])
     half = sin.shape[-1] // 2
@@ -234,7 +235,7 @@ def _rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.T
     return out.addcmul_(x32.roll(x.shape[-1] // 2, dims=-1), signed_sin)
 
 
-def _norm(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+def _norm(module: Any, hidden: torch.Tensor) -> torch.Tensor:
     eps = getattr(module, "variance_epsilon", None)
     if eps is None:
         return module(hidden)
@@ -257,9 +258,9 @@ def run_layer(
     ``keep`` (row indices): only those rows go on after the attention (o, MLP), and the new
     hidden is (S, len(keep), H); the last layer needs only the answer rows.
     """
-    layer, attn = plan.module, plan.module.self_attn
+    layer = plan.module
     streams, tokens, _ = hidden.shape
-    dim = attn.head_dim
+    dim = int(layer.self_attn.head_dim)
     x = _norm(layer.input_layernorm, hidden).to(dtype)
     q, k, v = plan.project(x, plan.qkv, ATTENTION)
     q = _rotate(q.view(streams, tokens, -1, dim), rope)

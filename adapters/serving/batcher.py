@@ -150,14 +150,14 @@ class MicroBatcher(Generic[J, R]):
             item = self._next(max(0.0, deadline - time.monotonic()))
             if item is None:
                 break
-            if item is _STOP:
+            if not isinstance(item, _Pending):  # the stop marker
                 stop = True
                 break
-            if used + item.size > self.max_batch_items:  # type: ignore[union-attr]
-                self._carry = item  # type: ignore[assignment]
+            if used + item.size > self.max_batch_items:
+                self._carry = item
                 break
-            batch.append(item)  # type: ignore[arg-type]
-            used += item.size  # type: ignore[union-attr]
+            batch.append(item)
+            used += item.size
         return batch, stop
 
     def _work(self) -> None:
