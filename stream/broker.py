@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 from dataclasses import replace
+from io import BufferedWriter
 from pathlib import Path
 from types import TracebackType
 
@@ -85,7 +86,7 @@ class EmbeddedBroker:
         self.binary = binary or find_tansu()
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: object | None = None
+        self._log_file: BufferedWriter | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -130,7 +131,7 @@ class EmbeddedBroker:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-            out = self._log_file
+            out: BufferedWriter | int = self._log_file
         else:
             out = subprocess.DEVNULL
         self._process = subprocess.Popen(
@@ -181,7 +182,7 @@ class EmbeddedBroker:
                 process.kill()
                 process.wait()
         if self._log_file is not None:
-            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file.close()
             self._log_file = None
 
     def __enter__(self) -> EmbeddedBroker:

@@ -21,11 +21,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsat.core.settings import KafkaSettings
 from lsat.data.types import Dataset, Interaction, Item
 from lsat.stream.errors import StreamError
 from lsat.stream.kafka_client import kafka_python_kwargs
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = [
     "ReplayCheckpoint",
@@ -169,7 +173,7 @@ def select_interactions(
         yield index, interaction
 
 
-def _progress(total: int, enabled: bool):  # type: ignore[no-untyped-def]
+def _progress(total: int, enabled: bool) -> tqdm:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="ev", disable=not enabled, desc="replay", leave=False)

@@ -28,7 +28,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.model.errors import AdapterError
@@ -167,14 +167,14 @@ class ServingSet:
         )
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _number(name: str, value: object) -> float:
     if not _is_number(value):
         raise PublicationError(f"{name}={value!r}; expected a finite number")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def _combiner(data: object) -> HybridCombiner:

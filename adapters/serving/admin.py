@@ -60,6 +60,7 @@ class AdminActions:
 
     def promote(self, request: PromoteRequest) -> dict[str, Any]:
         """Point the alias at the version, then publish."""
+        assert request.alias is not None  # PromoteRequest's validator fills in serving-<kind>
         change = self.registry.set_alias(
             request.alias,
             request.kind,

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt, prompt_of
 from lsat.adapters.lifecycle.artifacts import load_adapter
@@ -37,6 +38,9 @@ from lsat.adapters.serving.state import LoadedSet, ServingError, ServingState
 from lsat.core.kinds import ADAPTER_KINDS
 from lsat.core.settings import KafkaSettings
 from lsat.data.types import CollaborativeFeatures, Sample
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
 
 __all__ = ["AdapterRefused", "AdapterSwapper", "VersionsConsumer"]
 
@@ -188,7 +192,7 @@ class VersionsConsumer:
         """Why the thread died (exception class and message), ``None`` while it runs."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._consumer: object | None = None
+        self._consumer: KafkaConsumer | None = None
 
     @property
     def alive(self) -> bool:
@@ -219,15 +223,16 @@ class VersionsConsumer:
         for partition in assigned:
             consumer.position(partition)
         self._consumer = consumer
-        self._thread = threading.Thread(target=self._run, name="adapter-versions", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(consumer,), name="adapter-versions", daemon=True
+        )
         self._thread.start()
         return self
 
-    def _run(self) -> None:
-        consumer = self._consumer
+    def _run(self, consumer: KafkaConsumer) -> None:
         try:
             while not self._stop.is_set():
-                batches = consumer.poll(timeout_ms=self.poll_timeout_ms)  # type: ignore[attr-defined]
+                batches = consumer.poll(timeout_ms=self.poll_timeout_ms)
                 records = sorted(
                     (r for batch in batches.values() for r in batch), key=lambda r: r.timestamp
                 )
@@ -261,4 +266,4 @@ class VersionsConsumer:
         if self._thread is not None:
             self._thread.join(timeout_s)
         if self._consumer is not None:
-            self._consumer.close()  # type: ignore[attr-defined]
+            self._consumer.close()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -180,14 +180,14 @@ class StoreTransaction:
                 windows.setdefault(item.window_id, []).append(sample.timestamp)
         conn = self.session.connection()
         conn.execute(
-            self._insert(InteractionRow.__table__).on_conflict_do_nothing(
+            self._insert(cast(Table, InteractionRow.__table__)).on_conflict_do_nothing(
                 index_elements=["event_id"]
             ),
             interactions,
         )
         if samples:
             conn.execute(
-                self._insert(SampleRow.__table__).on_conflict_do_nothing(
+                self._insert(cast(Table, SampleRow.__table__)).on_conflict_do_nothing(
                     index_elements=["event_id"]
                 ),
                 samples,

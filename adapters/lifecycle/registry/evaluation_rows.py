@@ -54,7 +54,7 @@ def upsert_evaluation(
 
 def evaluation_query(
     kind: str | None, version: int | None, window_id: WindowId | None
-) -> Select[tuple[AdapterEvaluationRow]]:
+) -> Select[AdapterEvaluationRow]:
     """Evaluation rows in recording order, filtered by whichever arguments are given."""
     query = select(AdapterEvaluationRow).order_by(AdapterEvaluationRow.id)
     if kind is not None:
