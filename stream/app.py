@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ from lsat.stream.store import SourcePosition
 if TYPE_CHECKING:
     from lsat.stream.isolation import Handled
 
-__all__ = ["Outgoing", "Processor", "SerialThread", "build_app", "until_done"]
+__all__ = ["Outgoing", "Processor", "SerialThread", "WorkerApp", "build_app", "until_done"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,6 +98,15 @@ class SerialThread:
         self._executor.shutdown(wait=True)
 
 
+class WorkerApp(faust.App):
+    """The faust app of :func:`build_app`, with what the web view and tests call into."""
+
+    lsat_send_all: Callable[[list[Outgoing]], Awaitable[None]]
+    """Send messages (retried until the broker acknowledges each), then run their ``on_sent``."""
+    lsat_serial: SerialThread
+    """The processor's one thread (the web view calls through it)."""
+
+
 async def until_done(
     call: Callable[[], Awaitable[T]],
     what: str,
@@ -125,13 +135,13 @@ def build_app(
     web_port: int | None = None,
     retry_first_s: float = RETRY_FIRST_S,
     retry_max_s: float = RETRY_MAX_S,
-) -> Any:
+) -> WorkerApp:
     """A faust app whose agents feed ``processor``; run it with
     :func:`lsat.stream.worker.run_worker`. A failing store or producer is retried after
     ``retry_first_s``, doubling up to ``retry_max_s``."""
     kafka, stream = settings.kafka, settings.stream
     datadir = Path(settings.home) / "faust"
-    app = faust.App(
+    app = WorkerApp(
         stream.app_id,
         broker=faust_broker_url(kafka),
         broker_credentials=faust_broker_credentials(kafka),
@@ -172,7 +182,7 @@ def build_app(
 
     async def send_all(messages: list[Outgoing]) -> None:
         for message in messages:
-            await retried(lambda m=message: send_one(m), f"sending to {message.topic}")
+            await retried(functools.partial(send_one, message), f"sending to {message.topic}")
             if message.on_sent is not None:
                 try:
                     await serial(message.on_sent)
@@ -191,7 +201,7 @@ def build_app(
         async for events in stream_.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             batch = batch_of(events, names.interactions)
             handled = await retried(
-                lambda b=batch: serial(processor.handle_interactions, b),
+                functools.partial(serial, processor.handle_interactions, batch),
                 f"storing {len(batch)} interactions",
             )
             await send_all(handled.outgoing)
@@ -201,14 +211,16 @@ def build_app(
         async for events in stream_.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             batch = batch_of(events, names.items)
             handled = await retried(
-                lambda b=batch: serial(processor.handle_items, b), f"storing {len(batch)} items"
+                functools.partial(serial, processor.handle_items, batch),
+                f"storing {len(batch)} items",
             )
             await send_all(handled.outgoing)
 
     @app.task
     async def republish_pending() -> None:
         pending = await retried(
-            lambda: serial(processor.pending_outgoing), "listing unsent retrain requests"
+            functools.partial(serial, processor.pending_outgoing),
+            "listing unsent retrain requests",
         )
         await send_all(pending)
 

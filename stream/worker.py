@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 
 from lsat.core.admin import AdminDenied, check_bearer
 from lsat.core.settings import Settings
-from lsat.stream.app import build_app
+from lsat.stream.app import WorkerApp, build_app
 from lsat.stream.close_window import CLOSE_WINDOW_PATH
 from lsat.stream.metrics import MetricsServer, StreamMetrics, lag_messages
 from lsat.stream.processor import StreamProcessor
@@ -40,7 +40,7 @@ LOOP_PROBE_INTERVAL_S = 0.25
 
 def build_worker(
     settings: Settings, store: SampleStore | None = None, metrics: StreamMetrics | None = None
-) -> tuple[Any, StreamProcessor]:
+) -> tuple[WorkerApp, StreamProcessor]:
     """The faust app wired to a :class:`StreamProcessor` (state restored from the store)."""
     store = store or SampleStore(settings.db_url)
     stream = settings.stream
@@ -71,7 +71,7 @@ def build_worker(
             processor.metrics.event_loop_lag.observe(max(0.0, late))
 
     @app.on_partitions_assigned.connect
-    async def count_assignment(_sender: Any, assigned: Any = None, **_: Any) -> None:
+    async def count_assignment(_sender: Any, /, *_assigned: Any, **_: Any) -> None:
         processor.metrics.partition_assignments.inc()
 
     @app.page(CLOSE_WINDOW_PATH)
