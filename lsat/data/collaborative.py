@@ -113,8 +113,8 @@ class CollaborativeCounts:
             for j in recent:
                 if j == item_id:
                     continue
-                key = (item_id, j) if item_id < j else (j, item_id)
-                self._pairs[key] = self._pairs.get(key, 0) + 1
+                pair = (item_id, j) if item_id < j else (j, item_id)
+                self._pairs[pair] = self._pairs.get(pair, 0) + 1
             if item_id in recent:
                 recent.remove(item_id)
             recent.append(item_id)
@@ -246,7 +246,7 @@ def feature_columns(
             f"{len(missing)} samples carry no collaborative features (first {missing[0]!r}); "
             "build them with build_annotated_samples or annotate_samples"
         )
-    feats = [s.collaborative for s in samples]
+    feats = [s.collaborative for s in samples if s.collaborative is not None]  # all of them
     history = np.array(
         [
             (sum(s.history_labels) + history_prior * f.global_rate)
