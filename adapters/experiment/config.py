@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from lsat.adapters.experiment.strategies import (
     STRATEGIES,
@@ -49,7 +49,7 @@ class ExperimentConfig:
     dataset: str = "ml-100k"
     periods: int = 4
     samples_per_period: int = 40
-    split: str = "count"
+    split: Literal["count", "time"] = "count"
     strategies: tuple[str, ...] = STRATEGIES
     long_periods: int | None = None
     max_train_samples: int | None = None
@@ -73,9 +73,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", parse_strategies(self.strategies))
-        if self.long_periods is None:
-            object.__setattr__(self, "long_periods", default_long_periods(self.periods))
-        check_periods(self.periods, int(self.long_periods))  # type: ignore[arg-type]
+        long_periods = self.long_periods
+        if long_periods is None:
+            long_periods = default_long_periods(self.periods)
+            object.__setattr__(self, "long_periods", long_periods)
+        check_periods(self.periods, int(long_periods))
         if self.split not in ("count", "time"):
             raise ExperimentError(f"split {self.split!r} must be 'count' or 'time'")
         if self.samples_per_period < 10:
@@ -100,7 +102,8 @@ class ExperimentConfig:
     @property
     def m(self) -> int:
         """The resolved number of periods the long adapter is trained on."""
-        return int(self.long_periods)  # type: ignore[arg-type]
+        assert self.long_periods is not None  # resolved by __post_init__
+        return int(self.long_periods)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``state.json`` and the config check."""

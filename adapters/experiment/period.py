@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,7 +201,7 @@ class PeriodRunner:
         return out
 
     def hybrid_scores(
-        self, t: int, roles: Sequence[str], test_scores: dict[str, np.ndarray]
+        self, t: int, roles: Sequence[str], test_scores: Mapping[str | None, np.ndarray]
     ) -> _Scores:
         """Fit the hybrid on out-of-sample scores up to period t; score period t+1.
 
@@ -213,10 +213,12 @@ class PeriodRunner:
         current = self.rec.score_many(list(names.values()), validation)
         blocks = [OutOfSample(validation, {r: current[n] for r, n in names.items()})]
         first = max(1, t - self.config.hybrid_periods + 1)
-        for p in range(first, t + 1):
-            stored = self.state.oos.get(str(p), {})
+        for earlier in range(first, t + 1):
+            stored = self.state.oos.get(str(earlier), {})
             blocks.append(
-                OutOfSample(self.period(p).samples, {r: np.asarray(v) for r, v in stored.items()})
+                OutOfSample(
+                    self.period(earlier).samples, {r: np.asarray(v) for r, v in stored.items()}
+                )
             )
         history = [s for n in range(1, t + 1) for s in self.period(n).samples]
         stack = _make_baseline("rate-stack", self.config.seed).learn_many(history)

@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, TypedDict
 
 from rich.table import Table
 
@@ -75,18 +76,29 @@ class PeriodResult:
         >>> PeriodResult.from_row({k: str(v) for k, v in r.to_row().items()}) == r
         True
         """
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = row.get(f.name, "")
             if f.name in ("strategy", "note"):
                 values[f.name] = str(raw)
             elif f.name in ("period", "trained_on", "n_test", "n_cold", "train_samples"):
-                values[f.name] = int(float(raw)) if raw != "" else 0
+                values[f.name] = int(_float(raw)) if raw != "" else 0
             elif f.name == "mix":
-                values[f.name] = None if raw in ("", None) else float(raw)  # type: ignore[arg-type]
+                values[f.name] = None if raw in ("", None) else _float(raw)
             else:
-                values[f.name] = float(raw) if raw not in ("", None) else NAN  # type: ignore[arg-type]
-        return cls(**values)  # type: ignore[arg-type]
+                values[f.name] = _float(raw) if raw not in ("", None) else NAN
+        return cls(**values)
+
+
+def _float(raw: object) -> float:
+    """A CSV cell (a string) or a number as a float.
+
+    >>> _float("0.5"), _float(2)
+    (0.5, 2.0)
+    """
+    if not isinstance(raw, str | int | float):
+        raise TypeError(f"expected a number or a string, got {raw!r}")
+    return float(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +254,15 @@ def write_summary(summaries: Sequence[StrategySummary], out_dir: Path, title: st
     (out_dir / "summary.md").write_text(summary_markdown(summaries, title))
 
 
-def _line_style(name: str) -> dict[str, object]:
+class _LineStyle(TypedDict):
+    linestyle: str
+    linewidth: float
+    marker: str
+    markersize: float
+    label: str
+
+
+def _line_style(name: str) -> _LineStyle:
     """LSAT thick and solid, the other LoRA strategies solid, non-LLM baselines dotted.
 
     >>> _line_style("lsat-en")["linewidth"], _line_style("mf")["linestyle"]
@@ -263,7 +283,7 @@ def plot_auc(rows: Sequence[PeriodResult], n_periods: int, path: Path, title: st
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 5))
-    colours = plt.get_cmap("tab20").colors
+    colours = matplotlib.color_sequences["tab20"]
     try:
         half = second_half_periods(n_periods)
         if half:
