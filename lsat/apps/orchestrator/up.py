@@ -28,12 +28,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsat.adapters.trainer.options import QualityOptions
 from lsat.apps.orchestrator.errors import ChildCrashed, OrchestratorError
 from lsat.apps.orchestrator.live_table import (
     COLUMNS,
     CombinedTracker,
+    WindowRow,
     collect_rows,
     render,
     scrape,
@@ -43,6 +45,14 @@ from lsat.apps.orchestrator.retrain_skip import skip_retrain_requests
 from lsat.apps.orchestrator.supervisor import ChildSpec, Supervisor
 from lsat.apps.quality_flags import quality_argv
 from lsat.core.settings import Settings, to_env
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
+    from lsat.adapters.lifecycle.registry import RegistryStore
+    from lsat.stream.broker import EmbeddedBroker
+    from lsat.stream.store import SampleStore
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +144,9 @@ def _lsat(*args: object) -> list[str]:
 class UpRun:
     """One ``lsat up`` run; :meth:`run` returns the exit code (0 done, 1 crash, 130 stopped)."""
 
-    def __init__(self, settings: Settings, options: UpOptions, console=None) -> None:
+    def __init__(
+        self, settings: Settings, options: UpOptions, console: Console | None = None
+    ) -> None:
         from rich.console import Console
 
         self.options = options
@@ -161,6 +173,11 @@ class UpRun:
         self.status = "starting"
         self.bootstrap_windows: list[int] = []
         self.quality = options.quality  # with the dataset's item noun once it is read
+        self.live: Live | None = None
+        self.combined = CombinedTracker()
+        self.rows: list[WindowRow] = []
+        self._last_status = ""
+        self._printed: dict[str, list[str]] = {}
 
     # --- steps --------------------------------------------------------------------------
     def _dataset_path(self) -> Path:
@@ -183,7 +200,7 @@ class UpRun:
         events = ((i.user_id, i.timestamp) for i in dataset.interactions)
         return events_needed(events, wanted, HISTORY_LENGTH)
 
-    def _start_broker(self):  # type: ignore[no-untyped-def]
+    def _start_broker(self) -> EmbeddedBroker | None:
         if self.settings.kafka.bootstrap_servers:
             return None
         from lsat.stream.broker import EmbeddedBroker
@@ -218,7 +235,13 @@ class UpRun:
         replay = _lsat("replay", dataset, "--speed", speed, "--limit", limit)
         self.supervisor.start(ChildSpec("replay", replay, env, expected_exit=True))
 
-    def _wait(self, done: Callable[[], bool], what: str, store, registry) -> bool:  # type: ignore[no-untyped-def]
+    def _wait(
+        self,
+        done: Callable[[], bool],
+        what: str,
+        store: SampleStore,
+        registry: RegistryStore,
+    ) -> bool:
         """Refresh the view until ``done()``; False when a stop was requested."""
         self.status = what
         limit = self.options.stall_timeout_s
@@ -240,7 +263,7 @@ class UpRun:
         """What the table shows; any change counts as progress for the stall timeout."""
         return tuple(tuple(row.cells()) for row in self.rows)
 
-    def _bootstrap_long(self, store, registry) -> bool:  # type: ignore[no-untyped-def]
+    def _bootstrap_long(self, store: SampleStore, registry: RegistryStore) -> bool:
         count = self.options.long_windows
         if count == 0:
             return True
@@ -269,7 +292,7 @@ class UpRun:
         )
         return True
 
-    def _train(self, store, registry) -> bool:  # type: ignore[no-untyped-def]
+    def _train(self, store: SampleStore, registry: RegistryStore) -> bool:
         p, host = self.ports, self.settings.dial_host
         argv = _lsat("trainer", "--metrics-port", p.trainer_metrics, *quality_argv(self.quality))
         self.supervisor.start(ChildSpec("trainer", argv, self._env()))
@@ -287,7 +310,7 @@ class UpRun:
         return self._wait(jobs_done, what, store, registry)
 
     # --- view -----------------------------------------------------------------------------
-    def _refresh(self, store, registry) -> None:  # type: ignore[no-untyped-def]
+    def _refresh(self, store: SampleStore, registry: RegistryStore) -> None:
         url = self.urls.get("trainer metrics")
         if url:
             self.combined.update(*scrape_window_combined(url, timeout_s=1.0))
