@@ -242,7 +242,7 @@ def _label_and_rating(
 
 
 def parse_interaction(
-    raw: bytes,
+    raw: bytes | None,
     *,
     max_bytes: int = 16384,
     now_s: float | None = None,
@@ -252,7 +252,7 @@ def parse_interaction(
     """Validate one ``interactions`` message; label = rating > like_threshold, or the 0/1 label.
 
     ``now_s`` defaults to the wall clock and only bounds how far in the future an event may be.
-    Unknown extra fields are ignored.
+    Unknown extra fields are ignored; a null value (a tombstone) is ``null_value``.
     """
     obj = _decode_object(raw, max_bytes)
     user_id = _identifier(obj, "user_id")
@@ -288,7 +288,7 @@ def _extra_value(name: str, value: Any) -> str:
     return _storable(f"field {_show(name)}", text)
 
 
-def parse_item(raw: bytes, *, max_bytes: int = 16384) -> Item:
+def parse_item(raw: bytes | None, *, max_bytes: int = 16384) -> Item:
     """Validate one ``items`` message; other fields become ``extra`` text (lists joined by ``|``).
 
     >>> parse_item(b'{"item_id": 1, "title": "Toy Story", "genres": ["Animation", "Comedy"]}')

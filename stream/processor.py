@@ -29,6 +29,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
+from typing import cast
 
 from lsat.core.settings import Settings
 from lsat.data.samples import HistoryTracker
@@ -66,7 +67,7 @@ from lsat.stream.store import (
     StoreTransaction,
     WindowClosure,
 )
-from lsat.stream.triggers import RetrainRequest
+from lsat.stream.triggers import RetrainRequest, Trigger
 from lsat.stream.windows import WindowPolicy
 
 __all__ = ["PIPELINE_STATE", "Record", "StreamProcessor", "default_detectors", "window_policy"]
@@ -202,7 +203,8 @@ class StreamProcessor(IsolatedHandler):
                     code, detail = outcome.reason_code, outcome.detail
                     self.dlq.add(tx, handled, raw, source, code, detail)
                     continue
-                sha = hashlib.sha256(raw).hexdigest()  # type: ignore[arg-type]  # valid: bytes
+                assert raw is not None  # it parsed into an Interaction
+                sha = hashlib.sha256(raw).hexdigest()
                 key = outcome.key()
                 earlier = stored.get(key) if key not in seen else _as_stored(seen[key])
                 if earlier is not None:
@@ -263,7 +265,7 @@ class StreamProcessor(IsolatedHandler):
     def _parse(self, raw: bytes | None) -> Interaction | InvalidEvent:
         try:
             return parse_interaction(
-                raw,  # type: ignore[arg-type]  # None is rejected as null_value
+                raw,
                 max_bytes=self.max_event_bytes,
                 now_s=self.clock(),
                 like_threshold=self.settings.stream.like_threshold,
@@ -343,7 +345,8 @@ class StreamProcessor(IsolatedHandler):
                 first_ts=window.start_ts,
                 last_ts=window.end_ts,
                 sample_count=window.count,
-                trigger=window.trigger or "manual",  # type: ignore[arg-type]
+                # the store keeps the close reason, a Trigger
+                trigger=cast(Trigger, window.trigger or "manual"),
                 drift={k: float(v) for k, v in window.drift_stats.items()},
                 created_s=self.clock(),
             )
@@ -390,7 +393,7 @@ class StreamProcessor(IsolatedHandler):
                     self.dlq.again(handled, source, again)
                     continue
                 try:
-                    item = parse_item(raw, max_bytes=self.max_event_bytes)  # type: ignore[arg-type]
+                    item = parse_item(raw, max_bytes=self.max_event_bytes)
                 except InvalidEvent as error:
                     self.dlq.add(tx, handled, raw, source, error.reason_code, error.detail)
                     continue

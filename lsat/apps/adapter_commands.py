@@ -26,6 +26,8 @@ from lsat.core.kinds import ADAPTER_KINDS
 from lsat.core.settings import Settings
 
 if TYPE_CHECKING:  # keep ``lsat --help`` fast: SQLAlchemy/alembic load only when used
+    from _typeshed import DataclassInstance
+
     from lsat.adapters.lifecycle.registry import (
         AdapterVersion,
         AliasChange,
@@ -226,10 +228,10 @@ def _print_json(payload: object) -> None:
     print(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
-def _plain(record: object) -> dict[str, Any]:
+def _plain(record: DataclassInstance) -> dict[str, Any]:
     import dataclasses
 
-    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}  # type: ignore[arg-type]
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
 def _aliases_of(version: AdapterVersion, pointers: dict[str, Any]) -> list[str]:
