@@ -83,7 +83,8 @@ class ServingMetrics:
         )
         self.consumer_up = Gauge(
             "lsat_versions_consumer_up",
-            "1 while the adapter.versions consumer thread runs (0: stopped or dead).",
+            "1 while the adapter.versions consumer thread runs "
+            "(0: stopped, dead or not consuming).",
             registry=r,
         )
 
