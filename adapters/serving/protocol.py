@@ -55,6 +55,7 @@ class _TimedH11Protocol(H11Protocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    # uvicorn narrows asyncio.BaseProtocol.connection_made to a Transport (its own ignore)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()

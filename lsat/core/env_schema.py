@@ -20,7 +20,7 @@ import dataclasses
 import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Protocol, TypeGuard, TypeVar, get_args
 
 from pydantic import BeforeValidator, SecretStr, ValidationError, create_model
 from pydantic.dataclasses import is_pydantic_dataclass
@@ -34,6 +34,7 @@ from pydantic_settings import (
 
 __all__ = [
     "Env",
+    "Section",
     "SettingsError",
     "Variable",
     "describe_errors",
@@ -43,7 +44,14 @@ __all__ = [
     "variables",
 ]
 
-T = TypeVar("T")
+
+class Section(Protocol):
+    """A settings section as this module sees it (a pydantic dataclass, checked when read)."""
+
+    ENV_PREFIX: ClassVar[str]
+
+
+T = TypeVar("T", bound=Section)
 
 
 class SettingsError(ValueError):
@@ -79,19 +87,23 @@ def _mentions(annotation: Any, kind: Any) -> bool:
     return annotation is kind or any(_mentions(a, kind) for a in get_args(annotation))
 
 
-def _is_section(annotation: Any) -> bool:
+def _is_section(annotation: object) -> TypeGuard[type[Section]]:
     return isinstance(annotation, type) and hasattr(annotation, "ENV_PREFIX")
 
 
+def _fields(section: type) -> dict[str, FieldInfo]:
+    if not is_pydantic_dataclass(section):
+        raise TypeError(f"{section.__name__} is not a pydantic dataclass")
+    return section.__pydantic_fields__
+
+
 @functools.cache
-def variables(root: type) -> tuple[Variable, ...]:
+def variables(root: type[Section]) -> tuple[Variable, ...]:
     """Every variable of ``root`` and its nested sections, in declaration order."""
     found: list[Variable] = []
 
-    def walk(section: type, path: tuple[str, ...]) -> None:
-        if not is_pydantic_dataclass(section):
-            raise TypeError(f"{section.__name__} is not a pydantic dataclass")
-        for name, info in section.__pydantic_fields__.items():
+    def walk(section: type[Section], path: tuple[str, ...]) -> None:
+        for name, info in _fields(section).items():
             if _is_section(info.annotation):
                 walk(info.annotation, (*path, name))
                 continue
@@ -148,7 +160,7 @@ class _MappingSource(EnvSettingsSource):
 
 
 @functools.cache
-def environment_model(root: type) -> type[BaseSettings]:
+def environment_model(root: type[Section]) -> type[BaseSettings]:
     """The flat pydantic-settings model: one field per variable of ``root``."""
     fields: dict[str, Any] = {}
     for var in variables(root):
@@ -190,12 +202,11 @@ def read(root: type[T], environ: Mapping[str, str]) -> T:
 
 
 def _build(section: type[T], values: dict[str, Any]) -> T:
-    kwargs = {
-        name: _build(section.__pydantic_fields__[name].annotation, value)  # type: ignore[attr-defined]
-        if isinstance(value, dict)
-        else value
-        for name, value in values.items()
-    }
+    fields = _fields(section)
+    kwargs = {}
+    for name, value in values.items():
+        nested = fields[name].annotation
+        kwargs[name] = _build(nested, value) if _is_section(nested) else value
     return section(**kwargs)
 
 
@@ -211,7 +222,7 @@ def _text(value: object, none: str) -> str:
     return str(value)
 
 
-def render(settings: object) -> dict[str, str]:
+def render(settings: Section) -> dict[str, str]:
     """Every variable of ``settings`` as text; :func:`read` of the result gives them back.
 
     An unset optional value renders as ``""`` (read as unset), so a child process started with
