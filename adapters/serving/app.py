@@ -84,7 +84,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "No adapters served yet, or overloaded: retry after Retry-After seconds"),
     )
 }
-_ADMIN_ERRORS = {
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
     **{
         code: {"model": ErrorBody, "description": text}
@@ -164,9 +164,16 @@ def _consumer_state(consumer: VersionsConsumer | None) -> str:
     return "dead" if consumer.error else "stopped"
 
 
+class _ScorerAPI(FastAPI):
+    """FastAPI with the scorer's OpenAPI schema (:func:`_openapi`)."""
+
+    def openapi(self) -> dict[str, Any]:
+        return _openapi(self)
+
+
 def build_app(parts: AppParts) -> FastAPI:
     """The FastAPI application over ``parts`` (wrap it in the request guard to serve it)."""
-    app = FastAPI(
+    app = _ScorerAPI(
         title="lsat scorer",
         summary="P(like) from the long, short and combined LoRA adapters; hot-swapped.",
         version="1",
@@ -235,24 +242,23 @@ def build_app(parts: AppParts) -> FastAPI:
         """Prometheus exposition."""
         return Response(parts.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    admin = {"dependencies": [Depends(require_admin)], "responses": _ADMIN_ERRORS}
+    admin_only = [Depends(require_admin)]
 
-    @app.post("/admin/promote", **admin)
+    @app.post("/admin/promote", dependencies=admin_only, responses=_ADMIN_ERRORS)
     async def promote(body: PromoteRequest) -> dict[str, Any]:
         """Point an alias at a version through the registry, then publish the serving set."""
         return await run_in_threadpool(parts.admin.promote, body)
 
-    @app.post("/admin/rollback", **admin)
+    @app.post("/admin/rollback", dependencies=admin_only, responses=_ADMIN_ERRORS)
     async def rollback(body: RollbackRequest) -> dict[str, Any]:
         """Restore an alias's previous target, then publish the serving set."""
         return await run_in_threadpool(parts.admin.rollback, body)
 
-    @app.post("/admin/retrain", **admin)
+    @app.post("/admin/retrain", dependencies=admin_only, responses=_ADMIN_ERRORS)
     async def retrain() -> dict[str, Any]:
         """Ask the stream worker for a manual retrain."""
         return await run_in_threadpool(parts.admin.retrain)
 
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
@@ -275,10 +281,13 @@ async def _probe_store(parts: AppParts) -> str:
 
 
 def _add_error_handlers(app: FastAPI, parts: AppParts) -> None:
-    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # starlette types every handler as taking Exception; each is registered for its class only
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
         return _error(request, 400, describe_errors(exc.errors()))
 
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
         method, path = request.method, request.url.path
         if exc.status_code == 404:
             return _error(request, 404, f"no route {method} {path}; have {sorted(ROUTES)}")
@@ -309,8 +318,8 @@ def _add_error_handlers(app: FastAPI, parts: AppParts) -> None:
         )
         return _error(request, 500, "internal error")
 
-    app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
-    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(HTTPException, http_error)
     for kind in (ServingError, RegistryError, AdminDenied):
         app.add_exception_handler(kind, serving_error)
     app.add_exception_handler(Exception, unexpected)
