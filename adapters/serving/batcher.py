@@ -167,7 +167,8 @@ class MicroBatcher(Generic[J, R]):
             if first is _STOP:
                 stop = True
                 continue
-            batch, stop_seen = self._collect(first)  # type: ignore[arg-type]
+            assert isinstance(first, _Pending)  # the queue holds requests and the stop marker
+            batch, stop_seen = self._collect(first)
             stop = stop or stop_seen
             live = [p for p in batch if p.future.set_running_or_notify_cancel()]
             self.running = len(live)

@@ -133,6 +133,7 @@ class Scorer:
             log_config=None,
             access_log=False,
             server_header=False,
+            # uvicorn annotates an int but takes seconds as a float (loop.call_later)
             timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
             timeout_graceful_shutdown=max(1, round(limits.shutdown_timeout_s)),
         )
