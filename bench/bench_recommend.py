@@ -305,7 +305,8 @@ short, LoRA r=8 on q,v of {"all layers" if layers is None else f"the top {len(la
 Users and their history from a stream store (SQLite) holding ML-100K; {CANDIDATES} random
 unseen candidates per user; a prompt here is {prefix_tokens} shared prefix tokens + {suffix_tokens / CANDIDATES:.1f}
 suffix tokens per candidate on average ({full_tokens} tokens for all {CANDIDATES} prompts in full).
-Machine load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}.
+Machine load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f};
+`OMP_WAIT_POLICY` {os.environ.get("OMP_WAIT_POLICY") or "unset (OpenMP threads spin while waiting)"}.
 
 | path | p50 | p99 | vs naive |
 |---|---|---|---|
