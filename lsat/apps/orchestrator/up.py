@@ -41,6 +41,7 @@ from lsat.apps.orchestrator.live_table import (
     scrape,
     scrape_window_combined,
 )
+from lsat.apps.orchestrator.progress import group_cpu_seconds
 from lsat.apps.orchestrator.retrain_skip import skip_retrain_requests
 from lsat.apps.orchestrator.supervisor import ChildSpec, Supervisor
 from lsat.apps.quality_flags import quality_argv
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["UP_QUALITY", "Ports", "UpOptions", "UpRun", "child_env", "events_needed"]
 
+
+TRAINING_CHILDREN = ("bootstrap-long", "trainer")
+"""Children whose CPU time counts as progress (see :mod:`.progress`)."""
 
 UP_QUALITY = QualityOptions(prompt_format="tallrec_hints")
 """The trainer's quality options in ``lsat up``: TALLRec with the item's and user's like counts
@@ -259,9 +263,13 @@ class UpRun:
         self._refresh(store, registry)
         return True
 
-    def _progress(self) -> tuple[tuple[str, ...], ...]:
-        """What the table shows; any change counts as progress for the stall timeout."""
-        return tuple(tuple(row.cells()) for row in self.rows)
+    def _progress(self) -> tuple[object, ...]:
+        """What the table shows, and the CPU minutes the training children used: any change
+        counts as progress for the stall timeout (a long adapter training on a busy machine
+        is slow, not stalled)."""
+        training = [c.pid for c in self.supervisor.children if c.spec.name in TRAINING_CHILDREN]
+        cpu_minutes = int(group_cpu_seconds(training) // 60)
+        return (cpu_minutes, *(tuple(row.cells()) for row in self.rows))
 
     def _bootstrap_long(self, store: SampleStore, registry: RegistryStore) -> bool:
         count = self.options.long_windows
