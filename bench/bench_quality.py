@@ -39,6 +39,7 @@ from quality_report import (
     resolve_cut,
 )
 from rich.console import Console
+from safetensors.torch import load_file, save_file
 
 from lsat.adapters.model.base_model import BaseLM, load_base_model, tiny_llama
 from lsat.adapters.model.prompts import PROMPT_FORMATS
@@ -119,14 +120,27 @@ def run_key(args: argparse.Namespace, prompt_format: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
 def llm_variant(args, base, titles, split, prompt_format: str, bf16: bool) -> LlmScores:
-    """Train one adapter with ``prompt_format``; its validation and test P(like) (cached)."""
-    cache = cache_dir() / "bench_quality" / f"{prompt_format}-{run_key(args, prompt_format)}.json"
-    if cache.exists():
-        data = json.loads(cache.read_text())
-        console.log(f"{prompt_format}: resumed from {cache}")
+    """Train one adapter with ``prompt_format``; its validation and test P(like).
+
+    Both steps are cached: the trained adapter (safetensors) as soon as training ends, the
+    scores once scored, so a rerun after a crash neither retrains nor rescores.
+    """
+    folder = cache_dir() / "bench_quality"
+    stem = f"{prompt_format}-{run_key(args, prompt_format)}"
+    scores_file, adapter_file = folder / f"{stem}.json", folder / f"{stem}.safetensors"
+    if scores_file.exists():
+        data = json.loads(scores_file.read_text())
+        console.log(f"{prompt_format}: scores resumed from {scores_file}")
         return LlmScores(np.array(data["val"]), np.array(data["test"]), data["seconds"])
-    layers = top_layers(args.layers, base.model.config.num_hidden_layers)
+    total = base.model.config.num_hidden_layers
+    layers = top_layers(min(args.layers, total), total)
     config = TrainConfig(
         layers=layers,
         epochs=args.epochs,
@@ -139,22 +153,32 @@ def llm_variant(args, base, titles, split, prompt_format: str, bf16: bool) -> Ll
     rec = LoraRecommender(
         base, titles, prompt_format=prompt_format, train_config=config, progress=True
     )
+    folder.mkdir(parents=True, exist_ok=True)
+    train_file = folder / f"{stem}.train.json"
+    if adapter_file.exists() and train_file.exists():
+        rec.set_lora_state(prompt_format, load_file(str(adapter_file)), config)
+        train_seconds = json.loads(train_file.read_text())["train_seconds"]
+        console.log(f"{prompt_format}: adapter resumed from {adapter_file}")
+    else:
+        started = time.perf_counter()
+        # one epoch needs no validation pass; with more, validation AUC picks the epoch
+        validation = split.val if args.epochs > 1 else []
+        report = rec.train_adapter(prompt_format, split.train, validation, config=config)
+        train_seconds = time.perf_counter() - started
+        state = rec.lora_state(prompt_format)
+        _atomic_write(adapter_file, lambda tmp: save_file(state, str(tmp)))
+        train_file.write_text(json.dumps({"train_seconds": train_seconds, "steps": report.steps}))
+        console.log(f"{prompt_format}: trained {report.steps} steps in {train_seconds:.0f} s")
     started = time.perf_counter()
-    # one epoch needs no validation pass; with more, validation AUC picks the epoch
-    validation = split.val if args.epochs > 1 else []
-    report = rec.train_adapter(prompt_format, split.train, validation, config=config)
     scores = rec.score(prompt_format, split.val + split.test)
-    seconds = time.perf_counter() - started
+    score_seconds = time.perf_counter() - started
     rec.delete_adapter(prompt_format)
-    n_val = len(split.val)
-    console.log(
-        f"{prompt_format}: trained {report.steps} steps in {report.seconds:.0f} s, "
-        f"scored {len(scores)} in {seconds - report.seconds:.0f} s"
-    )
+    console.log(f"{prompt_format}: scored {len(scores)} in {score_seconds:.0f} s")
+    n_val, seconds = len(split.val), train_seconds + score_seconds
     result = LlmScores(scores[:n_val], scores[n_val:], seconds)
-    cache.parent.mkdir(parents=True, exist_ok=True)
     payload = {"val": result.val.tolist(), "test": result.test.tolist(), "seconds": seconds}
-    cache.write_text(json.dumps(payload | {"train_seconds": report.seconds}))
+    payload |= {"train_seconds": train_seconds, "score_seconds": score_seconds}
+    _atomic_write(scores_file, lambda tmp: tmp.write_text(json.dumps(payload)))
     return result
 
 

@@ -74,7 +74,10 @@ def test_table_has_every_row_with_warm_and_cold_cells(samples) -> None:
 
 
 def test_quick_run_writes_results_and_resumes_from_cached_scores(
-    ml100k_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ml100k_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("LSAT_HOME", str(tmp_path / "home"))
     out = tmp_path / "quality.md"
@@ -93,8 +96,9 @@ def test_quick_run_writes_results_and_resumes_from_cached_scores(
     assert "| LLM: tallrec |" in first and "| stacked hybrid: tallrec |" in first
     assert "| 5000 |" in first  # the other cut's row
     assert out.with_suffix(".png").stat().st_size > 0
-    cached = list((tmp_path / "home" / "cache" / "bench_quality").glob("tallrec-*.json"))
-    assert len(cached) == 1
+    folder = tmp_path / "home" / "cache" / "bench_quality"
+    cached = [p for p in folder.glob("tallrec-*.json") if not p.name.endswith(".train.json")]
+    assert len(cached) == 1 and cached[0].with_suffix(".safetensors").exists()
     # a rerun must read the cached scores, not retrain: flip them and the AUC flips
     data = json.loads(cached[0].read_text())
     data["test"] = [1.0 - p for p in data["test"]]
@@ -102,6 +106,13 @@ def test_quick_run_writes_results_and_resumes_from_cached_scores(
     assert bench_quality.main(argv) == 0
     before, after = (_llm_auc(text) for text in (first, out.read_text()))
     assert after == pytest.approx(1.0 - before, abs=0.0015)
+    # a crash after training but before scoring: the saved adapter is scored, not retrained
+    cached[0].unlink()
+    capsys.readouterr()
+    assert bench_quality.main(argv) == 0
+    log = capsys.readouterr().err
+    assert "adapter resumed" in log and "trained" not in log
+    assert _llm_auc(out.read_text()) == pytest.approx(before, abs=0.0015)
 
 
 def _llm_auc(markdown: str) -> float:
