@@ -71,6 +71,12 @@ def random_adapter_state(seed: int) -> tuple[dict[str, torch.Tensor], LoraConfig
     return {k: v.detach().clone() for k, v in state.items()}, config
 
 
+@pytest.fixture(scope="session")
+def random_adapter() -> Callable[[int], tuple[dict[str, torch.Tensor], LoraConfig]]:
+    """:func:`random_adapter_state` for tests (importing from ``conftest`` is ambiguous)."""
+    return random_adapter_state
+
+
 def save_and_register(
     registry: RegistryStore, folder: Path, kind: str, seed: int, alpha: float | None = None
 ) -> AdapterVersion:

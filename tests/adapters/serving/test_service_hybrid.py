@@ -142,9 +142,9 @@ def test_a_hints_adapter_without_like_counts_is_a_bad_request(recommender) -> No
         score(recommender, state, history=HISTORY)
 
 
-def test_the_swapper_reads_each_adapter_s_prompt_and_the_set_s_combiner(tmp_path: Path) -> None:
-    from conftest import random_adapter_state
-
+def test_the_swapper_reads_each_adapter_s_prompt_and_the_set_s_combiner(
+    tmp_path: Path, random_adapter
+) -> None:
     from lsat.adapters.lifecycle.artifacts import save_adapter, sha256_file
     from lsat.adapters.lifecycle.publication import AdapterRef, ServingSet
     from lsat.adapters.serving.metrics import ServingMetrics
@@ -152,7 +152,7 @@ def test_the_swapper_reads_each_adapter_s_prompt_and_the_set_s_combiner(tmp_path
 
     refs = {}
     for kind, seed, prompt in (("long", 1, {}), ("short", 2, AdapterPrompt("chat", "film"))):
-        state, config = random_adapter_state(seed)
+        state, config = random_adapter(seed)
         metadata = {"base_model": "tiny-llama", "kind": kind, **(prompt and prompt.metadata())}
         folder = save_adapter(tmp_path / kind, state, config, metadata)
         sha = sha256_file(folder / "adapter_model.safetensors")
