@@ -144,7 +144,8 @@ def suffix_attention(
         raise ValueError(f"{heads} query heads do not share {kv_heads} key heads evenly")
     rep, n, width = heads // kv_heads, layout.count, layout.width
     # (S, n, w, kvh, rep, d) → (S, kvh, n, w·rep, d): rows (slot, head-in-group) per candidate
-    q = layout.pad(query * scaling).view(streams, n, width, kv_heads, rep, dim)
+    q = layout.pad(query if scaling == 1.0 else query * scaling)
+    q = q.view(streams, n, width, kv_heads, rep, dim)
     q = q.permute(0, 3, 1, 2, 4, 5).reshape(streams, kv_heads, n, width * rep, dim)
     k = layout.pad(key).permute(0, 3, 1, 4, 2)  # (S, kvh, n, d, w)
     v = layout.pad(value).permute(0, 3, 1, 2, 4)  # (S, kvh, n, w, d)

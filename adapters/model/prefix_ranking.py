@@ -55,13 +55,17 @@ class PromptGroup:
 def split_shared_prefix(token_lists: Sequence[Sequence[int]]) -> PromptGroup:
     """Split prompts at their longest common token prefix, leaving every suffix one token or more.
 
+    A lone prompt is not split: it runs as one suffix, in one pass instead of two.
+
     >>> split_shared_prefix([[1, 2, 3, 4], [1, 2, 5]])
     PromptGroup(prefix=(1, 2), suffixes=((3, 4), (5,)))
     >>> split_shared_prefix([[7, 8]])
-    PromptGroup(prefix=(7,), suffixes=((8,),))
+    PromptGroup(prefix=(), suffixes=((7, 8),))
     """
     if not token_lists or min(len(t) for t in token_lists) == 0:
         raise ValueError("cannot rank an empty group or an empty prompt")
+    if len(token_lists) == 1:
+        return PromptGroup((), (tuple(token_lists[0]),))
     first = token_lists[0]
     shared = min(len(t) for t in token_lists) - 1
     for tokens in token_lists[1:]:
@@ -228,8 +232,7 @@ class _Run:
         for index, plan in enumerate(self.plans):
             if index == self.start and self.streams > 1:
                 hidden = hidden.expand(self.streams, -1, -1)
-            scaling = float(plan.module.self_attn.scaling)
-            attend = functools.partial(_attend, segments=segments, layer=index, scaling=scaling)
+            attend = functools.partial(_attend, segments=segments, layer=index)
             out, k, v = run_layer(
                 plan,
                 hidden,
@@ -252,15 +255,15 @@ def _attend(
     v: torch.Tensor,
     segments: list[_Segment],
     layer: int,
-    scaling: float,
 ) -> torch.Tensor:
-    """Each segment's suffix tokens over its own prefix keys/values at ``layer``."""
+    """Each segment's suffix tokens over its own prefix keys/values at ``layer`` (``q`` comes
+    scaled already)."""
     outputs = []
     for seg in segments:
         part = slice(seg.start, seg.start + seg.layout.total)
         prior = seg.prior[layer] if seg.prior is not None else (None, None)
         outputs.append(
-            suffix_attention(q[:, part], k[:, part], v[:, part], seg.layout, scaling, *prior)
+            suffix_attention(q[:, part], k[:, part], v[:, part], seg.layout, 1.0, *prior)
         )
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 

@@ -46,7 +46,8 @@ Weights = list[tuple[torch.Tensor, torch.Tensor | None, list[int]]]
 """(weight, bias, output sizes) per matmul; a fused matmul's output splits into several."""
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""(q (S, N, h, d), k (S, N, kvh, d), v) → attention output (S, N, h, d)."""
+"""(q (S, N, h, d), already multiplied by the layer's attention scaling; k (S, N, kvh, d); v)
+→ attention output (S, N, h, d)."""
 
 
 class RankingUnsupported(AdapterError, ValueError):
@@ -263,7 +264,8 @@ def run_layer(
     dim = int(layer.self_attn.head_dim)
     x = _norm(layer.input_layernorm, hidden).to(dtype)
     q, k, v = plan.project(x, plan.qkv, ATTENTION)
-    q = _rotate(q.view(streams, tokens, -1, dim), rope)
+    scale = float(layer.self_attn.scaling)  # folded into q's rotary tables: no extra pass
+    q = _rotate(q.view(streams, tokens, -1, dim), (rope[0] * scale, rope[1] * scale))
     k = _rotate(k.view(streams, tokens, -1, dim), rope)
     k = k.to(dtype)
     v = v.reshape(streams, tokens, -1, dim)

@@ -61,7 +61,7 @@ def user_samples(user: str, items: range, history_seed: int) -> list[Sample]:
         ([[1, 2, 3], [1, 2, 3]], (1, 2)),  # identical prompts keep one suffix token each
         ([[5], [5, 6]], ()),
         ([[9, 1], [8, 1]], ()),
-        ([[1, 2, 3, 4]], (1, 2, 3)),
+        ([[1, 2, 3, 4]], ()),  # a lone prompt runs whole, in one pass
     ],
 )
 def test_split_shared_prefix(tokens, prefix) -> None:
