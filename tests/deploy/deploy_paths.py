@@ -14,6 +14,7 @@ ENV_EXAMPLE = REPO_ROOT / ".env.example"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 ALERTS_TEST = DEPLOY / "prometheus" / "alerts_test.yml"
+HAPROXY_CONFIG = DEPLOY / "haproxy" / "haproxy.cfg"
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "lsat.json"
 

@@ -8,12 +8,19 @@ import subprocess
 
 import pytest
 import yaml
-from deploy_paths import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, PROMETHEUS_CONFIG, REPO_ROOT
+from deploy_paths import (
+    COMPOSE_FILE,
+    DOCKERFILE,
+    ENV_EXAMPLE,
+    HAPROXY_CONFIG,
+    PROMETHEUS_CONFIG,
+    REPO_ROOT,
+)
 
 from lsat.core.settings import Settings, variable_names
 
 LSAT_SERVICES = ("worker", "trainer", "scorer")
-ALL_SERVICES = ("kafka", "postgres", "prometheus", "grafana", *LSAT_SERVICES)
+ALL_SERVICES = ("kafka", "postgres", "prometheus", "grafana", "scorer-lb", *LSAT_SERVICES)
 SECRET_KEYS = ("PASSWORD", "TOKEN", "SECRET")
 
 
@@ -170,16 +177,19 @@ def test_topics_job_and_scorer_run_real_lsat_commands(compose: dict) -> None:
 
 
 def test_scorer_port_is_one_setting_everywhere(compose: dict) -> None:
+    """LSAT_SCORER_PORT: the scorer's listen port, its healthcheck, the port Prometheus scrapes
+    on each replica, the port the load balancer forwards to and publishes on the host."""
     scorer = compose["services"]["scorer"]
     port = Settings.from_env(
         {"LSAT_SCORER_PORT": scorer["environment"]["LSAT_SCORER_PORT"]}
     ).scorer.port
     assert "--port" not in scorer["command"]  # the default comes from LSAT_SCORER_PORT
-    assert f"127.0.0.1:{port}:{port}" in scorer["ports"]
     assert f"127.0.0.1:{port}/healthz" in " ".join(scorer["healthcheck"]["test"])
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "lsat-scorer")
-    assert job["static_configs"][0]["targets"] == [f"scorer:{port}"]
+    assert job["dns_sd_configs"][0]["port"] == port
+    assert f"127.0.0.1:{port}:{port}" in compose["services"]["scorer-lb"]["ports"]
+    assert f"scorer:{port}" in HAPROXY_CONFIG.read_text()
 
 
 def _compose_defaults(value: object) -> str:

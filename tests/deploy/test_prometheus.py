@@ -35,14 +35,19 @@ def test_promtool(args: tuple[str, ...]) -> None:
 
 
 def test_every_lsat_process_is_scraped_on_its_settings_port() -> None:
+    """Each lsat job discovers its compose service's replicas by DNS, on the settings port."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
-    targets = {
-        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    discovered = {
+        job["job_name"]: (job["dns_sd_configs"][0]["names"], job["dns_sd_configs"][0]["port"])
+        for job in config["scrape_configs"]
+        if job["job_name"].startswith("lsat-")
     }
     settings = Settings()
-    assert targets["lsat-worker"] == [f"worker:{settings.stream.metrics_port}"]
-    assert targets["lsat-trainer"] == [f"trainer:{settings.trainer.metrics_port}"]
-    assert targets["lsat-scorer"] == [f"scorer:{settings.scorer.port}"]
+    assert discovered == {
+        "lsat-worker": (["worker"], settings.stream.metrics_port),
+        "lsat-trainer": (["trainer"], settings.trainer.metrics_port),
+        "lsat-scorer": (["scorer"], settings.scorer.port),
+    }
 
 
 def test_every_alert_has_severity_and_summary() -> None:
