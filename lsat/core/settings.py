@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import field, replace
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, SecretStr
 from pydantic.dataclasses import dataclass
@@ -168,7 +168,8 @@ class Settings:
     """Top-level configuration; ``home`` holds caches, artifacts and the default SQLite file.
 
     ``admin_token`` guards admin actions on the servers; ``client_token`` is the token this
-    client presents to them.
+    client presents to them. ``artifact_store`` is where the trainer puts adapter folders:
+    ``file`` (its own disk) or ``db`` (the registry database, for scorers on other hosts).
     """
 
     ENV_PREFIX: ClassVar[str] = "LSAT_"
@@ -178,6 +179,7 @@ class Settings:
     admin_token: SecretStr | None = None
     client_token: SecretStr | None = None
     bind_host: str = "127.0.0.1"
+    artifact_store: Literal["file", "db"] = "file"
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)

@@ -40,8 +40,13 @@ class RegistryStore(abc.ABC):
         metrics: Mapping[str, Any] | None = None,
         status: str = "candidate",
         status_reason: str | None = None,
+        uri: str | None = None,
     ) -> AdapterVersion:
-        """Record a new version of ``kind`` under the next free version number."""
+        """Record a new version of ``kind`` under the next free version number.
+
+        ``uri``: where an artifact store already keeps the folder; ``None`` lets the store
+        decide (a store that has an artifact store puts the folder there first).
+        """
 
     @abc.abstractmethod
     def get(self, kind: str, version: int) -> AdapterVersion:

@@ -70,11 +70,18 @@ class AdapterVersion:
     window_ids: tuple[WindowId, ...] = ()
     parents: tuple[AdapterKey, ...] = ()
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    uri: str | None = None
+    """The artifact store's URI (``None``: the folder at ``path``, as before URIs existed)."""
 
     @property
     def key(self) -> AdapterKey:
         """``(kind, version)`` as one value."""
         return AdapterKey(self.kind, self.version)
+
+    @property
+    def location(self) -> str:
+        """Where to fetch it from: ``uri``, else ``path`` (a plain path reads as ``file``)."""
+        return self.uri or self.path
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ def version_entity(row: AdapterVersionRow) -> AdapterVersion:
         window_ids=tuple(row.window_ids),
         parents=tuple(AdapterKey(p["kind"], int(p["version"])) for p in row.parents),
         metrics=dict(row.metrics),
+        uri=row.uri,
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -29,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 from lsat.core.kinds import ADAPTER_KINDS
 
 __all__ = [
+    "AdapterArtifactRow",
     "AdapterEvaluationRow",
     "AdapterVersionRow",
     "AliasHistoryRow",
@@ -97,6 +99,8 @@ class AdapterVersionRow(RegistryBase):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
+    uri: Mapped[str | None] = mapped_column(Text)
+    """Where the artifact store keeps it (``None``: the folder at ``path``, rows before 0003)."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
@@ -179,3 +183,19 @@ class WindowScoreRow(RegistryBase):
     columns: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AdapterArtifactRow(RegistryBase):
+    """One adapter folder's canonical archive (the ``db`` artifact store), keyed by its sha256.
+
+    Content-addressed and immutable: a row is written once and never updated.
+    """
+
+    __tablename__ = "adapter_artifacts"
+    __table_args__ = (CheckConstraint("size >= 0", name="size_nonnegative"),)
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
@@ -77,6 +77,9 @@ from lsat.adapters.lifecycle.registry.window_scores import (
 )
 from lsat.core.db import READ_ONLY_OPTION, create_db_engine
 
+if TYPE_CHECKING:
+    from lsat.adapters.lifecycle.artifact_store import ArtifactStore
+
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "SqlRegistryStore", "open_registry"]
 
 logger = logging.getLogger(__name__)
@@ -86,25 +89,48 @@ _BACKOFF_BASE_S = 0.005
 _BACKOFF_CAP_S = 0.2
 
 
-def open_registry(url: str, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> SqlRegistryStore:
-    """Open the registry at a SQLAlchemy URL, migrating its tables to the newest revision."""
+def open_registry(
+    url: str, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, artifact_store: str | None = None
+) -> SqlRegistryStore:
+    """Open the registry at a SQLAlchemy URL, migrating its tables to the newest revision.
+
+    ``artifact_store`` (``file`` | ``db``, ``LSAT_ARTIFACT_STORE``): the store every registered
+    folder is put in first (its URI is recorded); ``None`` records paths only, as readers need.
+    """
     engine = create_db_engine(url)
     try:
         upgrade_to_head(engine)
+        artifacts = None
+        if artifact_store is not None:
+            from lsat.adapters.lifecycle.artifact_stores import open_artifact_store
+
+            artifacts = open_artifact_store(artifact_store, engine)
     except BaseException:
         engine.dispose()
         raise
-    return SqlRegistryStore(engine, max_attempts=max_attempts)
+    return SqlRegistryStore(engine, max_attempts=max_attempts, artifacts=artifacts)
 
 
 class SqlRegistryStore(RegistryStore):
-    """:class:`RegistryStore` on a SQLAlchemy engine whose schema is already at head."""
+    """:class:`RegistryStore` on a SQLAlchemy engine whose schema is already at head.
 
-    def __init__(self, engine: Engine, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+    With ``artifacts``, :meth:`register` first puts the folder in that artifact store and
+    records its URI, so a version row never exists without its stored bytes (a rejected
+    version is recorded without one: it can never serve).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
         if max_attempts < 1:
             raise InvalidRegistryValue("max_attempts", max_attempts, "expected >= 1")
         self.engine = engine
         self.max_attempts = max_attempts
+        self.artifacts = artifacts
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clash_lock = threading.Lock()
         self._version_clashes = 0
@@ -115,6 +141,8 @@ class SqlRegistryStore(RegistryStore):
         return self._version_clashes
 
     def close(self) -> None:
+        if self.artifacts is not None:
+            self.artifacts.close()
         self.engine.dispose()
 
     @contextmanager
@@ -138,6 +166,7 @@ class SqlRegistryStore(RegistryStore):
         metrics: Mapping[str, Any] | None = None,
         status: str = "candidate",
         status_reason: str | None = None,
+        uri: str | None = None,
     ) -> AdapterVersion:
         values: dict[str, Any] = {
             "kind": check.check_kind(kind),
@@ -153,6 +182,9 @@ class SqlRegistryStore(RegistryStore):
         }
         parent_keys = check.check_parents(parents)
         values["parents"] = [{"kind": p.kind, "version": p.version} for p in parent_keys]
+        if uri is None and self.artifacts is not None and values["status"] != "rejected":
+            uri = self.artifacts.put_expecting(Path(values["path"]), values["sha256"]).uri
+        values["uri"] = None if uri is None else check.check_uri(uri)
         with self._transaction() as session:
             for parent in parent_keys:
                 self._version_row(session, parent.kind, parent.version)

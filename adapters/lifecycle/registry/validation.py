@@ -39,6 +39,7 @@ __all__ = [
     "check_sha256",
     "check_status",
     "check_text",
+    "check_uri",
     "check_version",
     "check_window_ids",
 ]
@@ -112,6 +113,19 @@ def check_path(path: object) -> str:
     if not isinstance(path, str | Path) or not str(path).strip():
         raise InvalidRegistryValue("path", path, "expected a non-empty path")
     return str(path)
+
+
+def check_uri(uri: object) -> str:
+    """An artifact URI: ``scheme://rest``, at most 2,000 characters, no whitespace."""
+    text = uri if isinstance(uri, str) else ""
+    scheme, sep, rest = text.partition("://")
+    if (
+        not (sep and scheme.isalpha() and rest)
+        or len(text) > 2000
+        or any(c.isspace() for c in text)
+    ):
+        raise InvalidRegistryValue("uri", uri, "expected scheme://… (e.g. db://artifacts/<sha>)")
+    return text
 
 
 def check_window_ids(window_id: WindowId | Iterable[WindowId] | None) -> list[WindowId]:

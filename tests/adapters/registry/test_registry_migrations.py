@@ -25,6 +25,7 @@ REGISTRY_TABLES = {
     "registry_aliases",
     "registry_alias_history",
     "adapter_window_scores",
+    "adapter_artifacts",
     VERSION_TABLE,
 }
 
