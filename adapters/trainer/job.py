@@ -18,7 +18,8 @@ Order of a job (each step only after the previous one finished):
 6. register it (with the combiner chosen in 3) — as a candidate if the combined validation AUC
    is not worse than the serving combination's by more than ``margin``, else as rejected with
    the reason — and promote it (:class:`.promotion.Promoter`: ``serving-short``, plus
-   ``serving-merged``), which publishes the whole :class:`ServingSet`;
+   ``serving-merged``), which publishes the whole :class:`ServingSet` — unless an earlier
+   version of the window was registered meanwhile (:mod:`.window_claim`: it is rejected);
 7. ask the long-adapter policy (:class:`.long.LongRefresher`: every K windows, or a loss drift
    detected in this window) and retrain + promote the long adapter when it says so.
 
@@ -48,6 +49,7 @@ from lsat.adapters.trainer.helpers import (
     RetrainOutcome,
     ServingNow,
     TrainFn,
+    adapter_name,
     child_job,
     split_window,
 )
@@ -59,6 +61,7 @@ from lsat.adapters.trainer.pool import AdapterPool, TitleCache
 from lsat.adapters.trainer.promotion import Promoter
 from lsat.adapters.trainer.publisher import ServingPublisher
 from lsat.adapters.trainer.resume import Resumer, registered_short
+from lsat.adapters.trainer.window_claim import yield_to_earlier
 from lsat.adapters.trainer.window_evaluation import (
     ServingAdapters,
     WindowEvaluator,
@@ -161,6 +164,12 @@ class Retrainer:
             )
             return RetrainOutcome(window_id, "rejected", reason, version, None, evaluation.metrics)
         verdict = self.judge.register(request, loaded, result, validation, now, extra)
+        first = yield_to_earlier(self.registry, verdict.version)
+        if first is not None:  # a trainer presumed dead meanwhile decided this window
+            if verdict.promote:
+                self.pool.drop(adapter_name(verdict.version))
+            reason = f"{first.key} was registered for this window while this trainer trained"
+            return RetrainOutcome(window_id, "duplicate", reason, first, None, evaluation.metrics)
         if not verdict.promote:
             return RetrainOutcome(
                 window_id, "rejected", verdict.reason, verdict.version, None, evaluation.metrics
