@@ -43,14 +43,18 @@ from lsat.data.samples import HistoryTracker
 from lsat.data.types import Interaction, Sample
 from lsat.stream.drift.base import DriftDetector
 from lsat.stream.errors import InvalidConfig
+from lsat.stream.global_window import MemoryPool, PendingPool, PendingSample, settle
 from lsat.stream.triggers import RetrainRequest, drift_close_due
 from lsat.stream.windows import ClosedWindow, WindowPolicy, WindowState
 
 __all__ = [
     "Detectors",
     "PipelineState",
+    "Placed",
     "StepResult",
     "close_manually",
+    "observe",
+    "place",
     "process_interaction",
 ]
 
@@ -201,11 +205,33 @@ def process_interaction(
     returned anew. With ``counts``, every new interaction is counted and its sample carries
     the counts as they were just before it (``Sample.collaborative``). A re-delivered event
     (same key among the user's remembered events) changes nothing.
+
+    This is the stream of one partition; the worker runs the same two halves
+    (:func:`observe` per partition, :func:`place` on the global window) over several.
     """
     if history.is_duplicate(interaction):
         return state, StepResult(None, None, duplicate=True)
     now_s = time.time() if now_s is None else now_s
-    detectors = detectors or Detectors()
+    sample, fired, drift = observe(interaction, history, detectors, item_category, counts)
+    late = state.window.is_late(interaction.timestamp, policy)
+    pool = MemoryPool()
+    if sample is not None:
+        pool.add(PendingSample(interaction.timestamp, late, interaction.key()))
+    placed = place(state, interaction.timestamp, pool, fired, policy, now_s, interaction.key())
+    window_id = placed.window_of(interaction.key()) if sample is not None else placed.open_id
+    result = StepResult(sample, window_id, late, False, placed.closed, placed.requests, drift)
+    return placed.state, result
+
+
+def observe(
+    interaction: Interaction,
+    history: HistoryTracker,
+    detectors: Detectors | None = None,
+    item_category: Hashable | None = None,
+    counts: CollaborativeCounts | None = None,
+) -> tuple[Sample | None, dict[str, float], dict[str, dict[str, float | bool]]]:
+    """The partition-local half of a step: the sample (history and like counts as of just
+    before the event), the drift statistics that fired and every detector's snapshot."""
     sample = history.observe(interaction)
     if counts is not None:
         features = counts.observe(interaction.user_id, interaction.item_id, interaction.label)
@@ -213,7 +239,7 @@ def process_interaction(
             sample = replace(sample, collaborative=features)
     fired: dict[str, float] = {}
     drift: dict[str, dict[str, float | bool]] = {}
-    if sample is not None:
+    if sample is not None and detectors is not None:
         feeds: list[tuple[DriftDetector, Any]] = [(d, sample.label) for d in detectors.labels]
         if item_category is not None:
             feeds += [(d, item_category) for d in detectors.mix]
@@ -222,15 +248,57 @@ def process_interaction(
             drift[detector.name] = detector.snapshot()
             if detector.drift_detected:
                 fired[detector.name] = float(detector.statistic)
-        window, step = state.window.add(interaction.timestamp, policy)
-    else:
-        window, step = state.window.advance(interaction.timestamp, policy)
-    sample_window = step.window_id if sample is not None else None
+    return sample, fired, drift
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What :func:`place` did to the global window: the new state, the pending samples it
+    assigned (with their window), the windows that closed and their requests."""
+
+    state: PipelineState
+    assigned: tuple[tuple[PendingSample, int], ...]
+    closed: tuple[ClosedWindow, ...]
+    requests: tuple[RetrainRequest, ...]
+    open_id: int
+    """The open window's id before a drift close (where a non-sample event went)."""
+
+    def window_of(self, ref: Hashable) -> int | None:
+        """The window the pending sample ``ref`` was assigned to (``None``: still pending)."""
+        for sample, window_id in self.assigned:
+            if sample.ref == ref:
+                return window_id
+        return None
+
+
+def place(
+    state: PipelineState,
+    watermark: int | None,
+    pool: PendingPool,
+    fired: Mapping[str, float],
+    policy: WindowPolicy,
+    now_s: float,
+    sample_ref: Hashable | None = None,
+) -> Placed:
+    """The global half of a step: settle ``pool`` under ``watermark``
+    (:func:`~lsat.stream.global_window.settle`), then attach drift to the closed windows and
+    close early on due drift (``fired``: what this step's sample set off; its window, when it
+    closed here, carries it). ``sample_ref``: the reference of this step's new sample, if any."""
+    settled = settle(state.window, watermark, pool, policy)
+    sample_window = None
+    for sample, window_id in settled.assigned:
+        if sample_ref is not None and sample.ref == sample_ref:
+            sample_window = window_id
+            break
     new_state, closed, requests = _close_all(
-        replace(state, window=window), step.closed, fired, sample_window, policy, now_s
+        replace(state, window=settled.window),
+        settled.closed,
+        dict(fired),
+        sample_window,
+        policy,
+        now_s,
     )
-    result = StepResult(sample, step.window_id, step.late, False, closed, requests, drift)
-    return new_state, result
+    return Placed(new_state, settled.assigned, closed, requests, settled.window.window_id)
 
 
 def close_manually(

@@ -153,10 +153,9 @@ class WindowState:
         (['span'], 1, 111)
         """
         late = self.is_late(event_ts, policy)
-        watermark = event_ts if self.watermark is None else max(self.watermark, event_ts)
-        state = replace(self, watermark=watermark)
+        state = self.with_watermark(event_ts)
         closed: tuple[ClosedWindow, ...] = ()
-        if state._span_passed(policy):
+        if state.span_passed(policy):
             state, window = state.close("span")
             closed = (window,)
         return state, WindowStep(state.window_id, late, closed)
@@ -165,22 +164,38 @@ class WindowState:
         """Count a sample with event time ``event_ts`` in the open window."""
         late = self.is_late(event_ts, policy)
         state, step = self.advance(event_ts, policy)
-        anchor = state.watermark if late else event_ts
-        state = replace(
-            state,
-            start_ts=anchor if state.start_ts is None else state.start_ts,
-            first_ts=event_ts if state.first_ts is None else min(state.first_ts, event_ts),
-            last_ts=event_ts if state.last_ts is None else max(state.last_ts, event_ts),
-            count=state.count + 1,
-            late_count=state.late_count + int(late),
-        )
+        state = state.include(event_ts, late)
         window_id, closed = state.window_id, step.closed
         if state.count >= policy.max_samples:
             state, window = state.close("full")
             closed = (*closed, window)
         return state, WindowStep(window_id, late, closed)
 
-    def _span_passed(self, policy: WindowPolicy) -> bool:
+    def with_watermark(self, event_ts: int | None) -> WindowState:
+        """The same window with the watermark moved up to ``event_ts`` (never down).
+
+        >>> WindowState(watermark=10).with_watermark(5).watermark
+        10
+        """
+        if event_ts is None or (self.watermark is not None and self.watermark >= event_ts):
+            return self
+        return replace(self, watermark=event_ts)
+
+    def include(self, event_ts: int, late: bool) -> WindowState:
+        """Count one sample in the open window, without moving the watermark. The first sample
+        anchors the span: at its own time, or at the watermark when it is ``late``."""
+        anchor = self.watermark if late and self.watermark is not None else event_ts
+        return replace(
+            self,
+            start_ts=anchor if self.start_ts is None else self.start_ts,
+            first_ts=event_ts if self.first_ts is None else min(self.first_ts, event_ts),
+            last_ts=event_ts if self.last_ts is None else max(self.last_ts, event_ts),
+            count=self.count + 1,
+            late_count=self.late_count + int(late),
+        )
+
+    def span_passed(self, policy: WindowPolicy) -> bool:
+        """Whether the watermark is past the open window's span (a non-empty window only)."""
         return (
             policy.max_span_s is not None
             and self.count > 0
