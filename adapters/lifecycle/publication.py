@@ -61,17 +61,29 @@ class PublicationError(AdapterError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AdapterRef:
-    """Where one served adapter lives: ``kind``, registry ``version``, folder ``path``, sha256."""
+    """Where one served adapter lives: ``kind``, registry ``version``, the trainer's folder
+    ``path``, the weights' sha256 and the artifact store's ``uri`` (``None`` in messages from
+    before URIs: the folder at ``path``). Scorers fetch :attr:`location`.
+
+    >>> AdapterRef("short", 3, "/a/short-3", "b" * 64, "db://artifacts/" + "c" * 64).location[:15]
+    'db://artifacts/'
+    """
 
     kind: str
     version: int
     path: str
     sha256: str
+    uri: str | None = None
+
+    @property
+    def location(self) -> str:
+        """What to fetch: the ``uri``, else the ``path`` (read as a local folder)."""
+        return self.uri or self.path
 
     @classmethod
     def of(cls, version: AdapterVersion) -> AdapterRef:
         """The reference of a registered version."""
-        return cls(version.kind, version.version, version.path, version.sha256)
+        return cls(version.kind, version.version, version.path, version.sha256, version.uri)
 
     @classmethod
     def from_dict(cls, data: Any, field_name: str) -> AdapterRef | None:
@@ -90,7 +102,10 @@ class AdapterRef:
             raise PublicationError(f"{field_name}.path={path!r}; expected a non-empty string")
         if not isinstance(sha256, str) or len(sha256) != 64:
             raise PublicationError(f"{field_name}.sha256={sha256!r}; expected 64 hex characters")
-        return cls(kind, version, path, sha256)
+        uri = data.get("uri")
+        if uri is not None and (not isinstance(uri, str) or "://" not in uri):
+            raise PublicationError(f"{field_name}.uri={uri!r}; expected null or scheme://…")
+        return cls(kind, version, path, sha256, uri)
 
 
 @dataclass(frozen=True, slots=True)

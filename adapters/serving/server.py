@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 
+from lsat.adapters.lifecycle.artifact_stores import ArtifactResolver
 from lsat.adapters.lifecycle.publication import current_serving_set
 from lsat.adapters.lifecycle.publisher import ServingSetPublisher
 from lsat.adapters.lifecycle.registry import RegistryStore
@@ -60,7 +61,10 @@ class Scorer:
         self.metrics = ServingMetrics()
         self.state = ServingState()
         self.model_lock = threading.RLock()
-        self.swapper = AdapterSwapper(recommender, self.state, self.model_lock, self.metrics)
+        artifacts = ArtifactResolver.for_registry(registry, settings.cache_dir / "artifacts")
+        self.swapper = AdapterSwapper(
+            recommender, self.state, self.model_lock, self.metrics, artifacts
+        )
         self.service = ScoringService(recommender, self.state, self.model_lock, history_source)
         self.history_source = history_source
         self.host = host or settings.bind_host

@@ -1,15 +1,15 @@
 """Hot swap: load a published serving set under fresh names, verify it, swap, then clean up.
 
 :class:`AdapterSwapper` applies one :class:`~lsat.adapters.lifecycle.publication.ServingSet`:
-adapters already
-loaded with the same version and sha256 are reused, new ones are read with
-:func:`lsat.adapters.lifecycle.artifacts.load_adapter` (sha256 + finite checks), checked against
-the message's
-sha256, loaded under a fresh name and probed with one prompt (the score must be finite). Only
-then is the set swapped in; the adapters it no longer uses are retired: freed at once when idle,
-else by the last request still using them (never under a running request; counted in
-``lsat_hot_swap_deferred_frees_total``). Anything refused is logged and counted, and the old set
-keeps serving.
+adapters already loaded with the same version and sha256 are reused; new ones are fetched by
+their artifact URI (:class:`~lsat.adapters.lifecycle.artifact_stores.ArtifactResolver`: the
+trainer's folder, or a copy from a shared store, verified and cached under
+``$LSAT_HOME/cache/artifacts``), read with :func:`lsat.adapters.lifecycle.artifacts.load_adapter`
+(sha256 + finite checks) against the message's sha256, loaded under a fresh name and probed with
+one prompt (the score must be finite). Only then is the set swapped in; the adapters it no
+longer uses are retired: freed at once when idle, else by the last request still using them
+(never under a running request; counted in ``lsat_hot_swap_deferred_frees_total``). Anything
+refused is logged and counted, and the old set keeps serving.
 
 :class:`VersionsConsumer` reads ``adapter.versions`` in a thread with manual partition
 assignment (no consumer group: every scorer sees every message). One bad message never stops it;
@@ -25,10 +25,10 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsat.adapters.lifecycle.adapter_prompt import AdapterPrompt, prompt_of
+from lsat.adapters.lifecycle.artifact_stores import ArtifactResolver
 from lsat.adapters.lifecycle.artifacts import load_adapter
 from lsat.adapters.lifecycle.publication import AdapterRef, PublicationError, ServingSet
 from lsat.adapters.model.errors import AdapterError
@@ -36,7 +36,7 @@ from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.serving.metrics import ServingMetrics
 from lsat.adapters.serving.state import LoadedSet, ServingError, ServingState
 from lsat.core.kinds import ADAPTER_KINDS
-from lsat.core.settings import KafkaSettings
+from lsat.core.settings import KafkaSettings, Settings
 from lsat.data.types import CollaborativeFeatures, Sample
 
 if TYPE_CHECKING:
@@ -59,7 +59,11 @@ class AdapterRefused(ServingError):
 
 
 class AdapterSwapper:
-    """Applies serving sets to a recommender; every model call holds ``model_lock``."""
+    """Applies serving sets to a recommender; every model call holds ``model_lock``.
+
+    ``artifacts`` fetches each new adapter by its URI (verified, cached by sha256); by default
+    only local folders (``file://`` and plain paths) can be read.
+    """
 
     def __init__(
         self,
@@ -67,11 +71,13 @@ class AdapterSwapper:
         state: ServingState,
         model_lock: threading.RLock,
         metrics: ServingMetrics,
+        artifacts: ArtifactResolver | None = None,
     ) -> None:
         self.recommender = recommender
         self.state = state
         self.model_lock = model_lock
         self.metrics = metrics
+        self.artifacts = artifacts or ArtifactResolver(Settings().cache_dir / "artifacts")
         self._counter = itertools.count()
         self._apply_lock = threading.Lock()
 
@@ -126,7 +132,8 @@ class AdapterSwapper:
             return new
 
     def _load(self, ref: AdapterRef) -> tuple[str, AdapterPrompt]:
-        artifact = load_adapter(Path(ref.path), expected_sha256=ref.sha256)
+        folder = self.artifacts.fetch(ref.location, ref.sha256)
+        artifact = load_adapter(folder, expected_sha256=ref.sha256)
         prompt = prompt_of(artifact.metadata)
         name = f"{ref.kind}-v{ref.version}-{next(self._counter)}"
         with self.model_lock:

@@ -89,7 +89,7 @@ def run_trainer(
 
     publish = ServingSetPublisher(settings.kafka, producer=producer)
 
-    registry = open_registry(settings.db_url)
+    registry = open_registry(settings.db_url, artifact_store=settings.artifact_store)
     store = SampleStore(settings.db_url)
     retrainer = build_retrainer(
         settings,

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options = options_from_args(args)
     if args.bootstrap_long:
-        with open_registry(settings.db_url) as registry:
+        with open_registry(settings.db_url, artifact_store=settings.artifact_store) as registry:
             store = SampleStore(settings.db_url)
             try:
                 version = bootstrap_long(

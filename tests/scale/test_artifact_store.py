@@ -4,6 +4,7 @@ corrupted bytes refused with nothing cached, and registry rows that record the U
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from lsat.adapters.lifecycle.artifact_store import ArtifactCorrupted, ArtifactNo
 from lsat.adapters.lifecycle.artifact_store_file import FileArtifactStore
 from lsat.adapters.lifecycle.artifact_stores import ArtifactResolver
 from lsat.adapters.lifecycle.artifacts import load_adapter
-from lsat.adapters.lifecycle.publication import AdapterRef
+from lsat.adapters.lifecycle.publication import AdapterRef, PublicationError, ServingSet
 from lsat.adapters.lifecycle.registry import SqlRegistryStore, open_registry
 from lsat.adapters.lifecycle.registry.engine import REGISTRY_MIGRATIONS
 from lsat.adapters.model.errors import AdapterIntegrityError
@@ -208,3 +209,19 @@ def test_rows_from_before_uris_still_serve_from_their_path(db_url: str, tmp_path
             AdapterRef.of(old).location, sha
         )
         assert fetched == folder
+
+
+def test_serving_set_messages_carry_the_uri_and_older_messages_still_parse() -> None:
+    ref = AdapterRef("short", 2, "/trainer/short-2", "b" * 64, f"db://artifacts/{'c' * 64}")
+    message = ServingSet(
+        long=None, short=ref, merged=None, alpha=0.0, merge_weight=None, window_id=2,
+        published_s=1.0,
+    )  # fmt: skip
+    assert ServingSet.from_json(message.to_json()).short == ref
+    older = json.loads(message.to_json())
+    del older["short"]["uri"]  # what a trainer from before artifact stores sends
+    parsed = ServingSet.from_json(json.dumps(older)).short
+    assert parsed is not None and parsed.uri is None and parsed.location == "/trainer/short-2"
+    older["short"]["uri"] = "short-2"
+    with pytest.raises(PublicationError, match=r"short\.uri="):
+        ServingSet.from_json(json.dumps(older))
