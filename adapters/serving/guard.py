@@ -23,6 +23,7 @@ from typing import Any
 
 from lsat.adapters.serving.api import MAX_ITEMS
 from lsat.adapters.serving.metrics import ServingMetrics
+from lsat.core.settings import ScorerSettings
 
 __all__ = ["ASGIApp", "RequestGuard", "ServerLimits", "error_bytes"]
 
@@ -74,6 +75,19 @@ class ServerLimits:
         for name in ("request_timeout_s", "keep_alive_s", "retry_after_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_settings(cls, scorer: ScorerSettings, **overrides: Any) -> ServerLimits:
+        """The limits the ``LSAT_SCORER_*`` settings name, with ``overrides`` (``None`` values
+        ignored) on top: flags beat the environment, which beats the defaults.
+
+        >>> ServerLimits.from_settings(ScorerSettings(max_queue=0), max_concurrency=2)
+        ... # doctest: +ELLIPSIS
+        ServerLimits(..., max_concurrency=2, max_queue=0, ...)
+        """
+        chosen = {name: getattr(scorer, name) for name in cls.__dataclass_fields__}
+        chosen.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**chosen)
 
 
 def error_bytes(message: str, request_id: str | None = None) -> bytes:

@@ -4,7 +4,8 @@
 :class:`Scorer` binds its socket in :meth:`Scorer.start` (so ``port=0`` works and :attr:`url`
 is known at once) on ``bind_host`` (127.0.0.1 unless configured), serves until
 :meth:`Scorer.stop`, which lets running requests finish for up to
-``limits.shutdown_timeout_s``. Limits and timeouts live in :class:`ServerLimits`.
+``limits.shutdown_timeout_s``. Limits and timeouts live in :class:`ServerLimits` (by default
+the ``LSAT_SCORER_*`` settings, :meth:`ServerLimits.from_settings`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Scorer:
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.limits = limits or ServerLimits()
+        self.limits = limits or ServerLimits.from_settings(settings.scorer)
         self.metrics = ServingMetrics()
         self.state = ServingState()
         self.model_lock = threading.RLock()

@@ -2,7 +2,7 @@
 
 On start it loads what the registry's ``serving-*`` aliases name, then follows
 ``adapter.versions`` and swaps without a restart. The API runs on uvicorn with the limits below
-(defaults in :class:`~lsat.adapters.serving.ServerLimits`); ``GET /openapi.json`` describes it,
+(``LSAT_SCORER_*`` variables, each overridden by its flag); ``GET /openapi.json`` describes it,
 ``/healthz`` and ``/readyz`` are for supervisors and load balancers.
 """
 
@@ -21,22 +21,25 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def _limits(args: argparse.Namespace) -> ServerLimits:
+LIMIT_FLAGS = (
+    "max_body_bytes",
+    "request_timeout_s",
+    "keep_alive_s",
+    "max_concurrency",
+    "max_queue",
+    "max_candidates",
+    "retry_after_s",
+    "shutdown_timeout_s",
+)
+"""``lsat serve`` flags that override an ``LSAT_SCORER_*`` limit of the same name."""
+
+
+def _limits(args: argparse.Namespace, settings: Settings) -> ServerLimits:
+    """The ``LSAT_SCORER_*`` limits with the flags given on top."""
     from lsat.adapters.serving import ServerLimits
 
-    chosen = {
-        name: getattr(args, name)
-        for name in (
-            "max_body_bytes",
-            "request_timeout_s",
-            "keep_alive_s",
-            "max_concurrency",
-            "max_queue",
-            "max_candidates",
-        )
-        if getattr(args, name) is not None
-    }
-    return ServerLimits(**chosen)
+    flags = {name: getattr(args, name, None) for name in LIMIT_FLAGS}
+    return ServerLimits.from_settings(settings.scorer, **flags)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,7 +51,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = resolve_kafka(settings)
     port = settings.scorer.port if args.port is None else args.port
-    limits = _limits(args)
+    limits = _limits(args, settings)
     base = load_base_model(settings.base_model, cache_dir=settings.cache_dir)
     history = StoreHistory(settings.db_url)
     recommender = LoraRecommender(base, history.titles(), progress=False)
@@ -74,13 +77,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--port", type=int, help="HTTP port (default: LSAT_SCORER_PORT, else 8080)")
     parser.add_argument("--host", help="address to bind (default: LSAT_BIND_HOST, else 127.0.0.1)")
-    limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-concurrency", type=int, help="scoring calls at once (8)")
-    limits.add_argument("--max-queue", type=int, help="calls waiting beyond those; 503 after (32)")
-    limits.add_argument(
-        "--request-timeout-s", type=float, help="to send headers, then body; queue wait (30)"
+    limits = parser.add_argument_group(
+        "limits", "each overrides its LSAT_SCORER_* variable (default in brackets)"
     )
-    limits.add_argument("--keep-alive-s", type=float, help="idle kept-alive connection (5)")
-    limits.add_argument("--max-body-bytes", type=int, help="largest request body (1 MiB)")
-    limits.add_argument("--max-candidates", type=int, help="items per request (1000)")
+    limits.add_argument("--max-concurrency", type=int, help="scoring calls at once [8]")
+    limits.add_argument("--max-queue", type=int, help="calls waiting beyond those; 503 after [32]")
+    limits.add_argument(
+        "--request-timeout-s", type=float, help="to send headers, then body; queue wait [30]"
+    )
+    limits.add_argument("--keep-alive-s", type=float, help="idle kept-alive connection [5]")
+    limits.add_argument("--max-body-bytes", type=int, help="largest request body [1 MiB]")
+    limits.add_argument("--max-candidates", type=int, help="items per request [1000]")
+    limits.add_argument("--retry-after-s", type=float, help="Retry-After of a 503 [1]")
+    limits.add_argument(
+        "--shutdown-timeout-s", type=float, help="running requests may finish on stop [10]"
+    )
     parser.set_defaults(func=_serve)

@@ -84,7 +84,9 @@ class StreamSettings:
     and the URL its peers dial (``worker_url``). Events over ``max_event_bytes`` are
     dead-lettered; a dead-letter record keeps at most ``dlq_payload_bytes`` of the payload and
     stays under ``dlq_record_bytes`` (keep it below the broker's message size limit). A failing
-    store is retried after ``store_retry_first_s``, doubling up to ``store_retry_max_s``."""
+    store is retried after ``store_retry_first_s``, doubling up to ``store_retry_max_s``. With
+    several partitions, one that committed nothing for ``partition_idle_timeout_s`` stops
+    holding the global window open (:mod:`lsat.stream.alignment`)."""
 
     ENV_PREFIX: ClassVar[str] = "LSAT_STREAM_"
     window_max_samples: Annotated[Count, Env("LSAT_WINDOW_MAX_SAMPLES")] = 2000
@@ -106,6 +108,7 @@ class StreamSettings:
     dlq_record_bytes: Annotated[Count, Env("LSAT_DLQ_RECORD_BYTES")] = 65_536
     store_retry_first_s: Annotated[Seconds, Env("LSAT_STORE_RETRY_FIRST_S")] = 0.5
     store_retry_max_s: Annotated[Seconds, Env("LSAT_STORE_RETRY_MAX_S")] = 30.0
+    partition_idle_timeout_s: Annotated[Seconds, Env("LSAT_PARTITION_IDLE_TIMEOUT_S")] = 30.0
 
     @property
     def worker_base_url(self) -> str:
@@ -157,10 +160,28 @@ class TrainerSettings:
 
 @dataclass(frozen=True, config=_CONFIG)
 class ScorerSettings:
-    """The scorer (``lsat serve``): HTTP port of its API and ``/metrics``."""
+    """The scorer (``lsat serve``): HTTP port of its API and ``/metrics``, and its server's
+    limits (``lsat serve`` flags override them; see
+    :class:`~lsat.adapters.serving.ServerLimits` for what each enforces).
+
+    ``max_body_bytes``: largest request body (413 beyond). ``request_timeout_s``: time to send
+    the headers, then the body (408), and the longest wait for a model slot (503).
+    ``keep_alive_s``: idle kept-alive connection. ``max_concurrency`` scoring calls run at once,
+    ``max_queue`` more wait (503 + ``Retry-After: retry_after_s`` beyond). ``max_candidates``:
+    items per ``/score`` or ``/recommend`` (413 beyond). ``shutdown_timeout_s``: how long running
+    requests may finish on stop.
+    """
 
     ENV_PREFIX: ClassVar[str] = "LSAT_SCORER_"
     port: Port = 8080
+    max_body_bytes: Count = 1 << 20
+    request_timeout_s: Seconds = 30.0
+    keep_alive_s: Seconds = 5.0
+    max_concurrency: Count = 8
+    max_queue: Annotated[int, Field(ge=0)] = 32
+    max_candidates: Count = 1000
+    retry_after_s: Seconds = 1.0
+    shutdown_timeout_s: Seconds = 10.0
 
 
 @dataclass(frozen=True, config=_CONFIG)

@@ -17,7 +17,7 @@ from peft.utils import get_peft_model_state_dict
 from lsat.adapters.lifecycle.artifacts import save_adapter
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore, open_registry
 from lsat.adapters.model.base_model import tiny_llama
-from lsat.core.settings import KafkaSettings, TopicNames
+from lsat.core.settings import KafkaSettings, Settings, TopicNames
 
 if TYPE_CHECKING:
     from lsat.adapters.serving import Scorer
@@ -105,12 +105,13 @@ def register_adapter(registry: RegistryStore, tmp_path: Path) -> Callable[..., A
     return make
 
 
-def start_scorer(registry: RegistryStore, folder: Path, **kwargs: object) -> Scorer:
+def start_scorer(
+    registry: RegistryStore, folder: Path, settings: Settings | None = None, **kwargs: object
+) -> Scorer:
     """A started scorer without a broker (``consume=False``) serving long v1 + short v1
-    (α 0.7) on the tiny Llama, on a free port."""
+    (α 0.7) on the tiny Llama, on a free port (``settings`` default: an admin token only)."""
     from lsat.adapters.model.recommender import LoraRecommender
     from lsat.adapters.serving import Scorer
-    from lsat.core.settings import Settings
 
     if registry.resolve("serving-long") is None:
         long1 = save_and_register(registry, folder, "long", 1)
@@ -121,7 +122,7 @@ def start_scorer(registry: RegistryStore, folder: Path, **kwargs: object) -> Sco
     recommender = LoraRecommender(
         tiny_llama(0, hidden_size=128, num_layers=4), titles, progress=False
     )
-    settings = Settings(admin_token="s3cret-token")
+    settings = settings or Settings(admin_token="s3cret-token")
     scorer = Scorer(recommender, registry, settings, port=0, consume=False, **kwargs)
     return scorer.start()
 
