@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -28,30 +27,37 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from bench_data import ROOT, cache_dir, ml100k_folder
 from bench_quality import _atomic_write, has_bf16, load_base
-from quality_report import Row, Split, baseline_rows, make_split, resolve_cut, row_aucs
+from quality_report import Split, make_split, resolve_cut
+from recipes_report import (
+    FACTORS,
+    MODULES,
+    Recipe,
+    RecipeResult,
+    build_grid,
+    parse_recipe,
+    picked_by_validation,
+    plot,
+    recipe_row,
+    reference_rows,
+    render,
+)
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lsat.adapters.model.prompts import PROMPT_FORMATS
 from lsat.adapters.model.recommender import LoraRecommender
-from lsat.adapters.model.training import TrainConfig, TrainReport, top_layers
+from lsat.adapters.model.training import TrainConfig, TrainReport
 from lsat.core.evaluation import auc
 from lsat.data.collaborative import build_annotated_samples
 from lsat.data.loaders import load_dataset
 
 console = Console(stderr=True)
-MODULES = {
-    "qv": ("q_proj", "v_proj"),
-    "qkvo": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "qv_mlp": ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"),
-}
 QUICK = {
     "train": 64,
     "val": 32,
@@ -61,100 +67,6 @@ QUICK = {
     "baseline": ["layers=2"],
 }
 ADAPTER = "recipe"
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One LoRA training recipe; ``layers`` is the number of top layers adapted, or "all"."""
-
-    lr: float = 1e-3
-    epochs: int = 1
-    r: int = 8
-    modules: str = "qv"
-    layers: str = "8"
-
-    def __post_init__(self) -> None:
-        if self.modules not in MODULES:
-            raise ValueError(f"modules must be one of {sorted(MODULES)}, got {self.modules!r}")
-        if self.layers != "all" and not (self.layers.isdigit() and int(self.layers) > 0):
-            raise ValueError(f"layers must be a positive count or 'all', got {self.layers!r}")
-
-    def parts(self) -> dict[str, str]:
-        """Each factor as a short label, e.g. ``{"lr": "lr 0.001", "layers": "top 8"}``."""
-        return {
-            "lr": f"lr {self.lr:g}",
-            "epochs": f"{self.epochs} ep" + (" + early stop" if self.epochs > 1 else ""),
-            "r": f"r {self.r}",
-            "modules": self.modules,
-            "layers": "all layers" if self.layers == "all" else f"top {self.layers}",
-        }
-
-    def name(self, baseline: Recipe) -> str:
-        """The factors that differ from ``baseline``, or the whole recipe for the baseline."""
-        mine, theirs = self.parts(), baseline.parts()
-        changed = [label for key, label in mine.items() if label != theirs[key]]
-        return ", ".join(changed) if changed else "baseline: " + ", ".join(mine.values())
-
-    def for_model(self, total_layers: int) -> Recipe:
-        """The same recipe with a top-N count at or above the model's depth spelled "all"."""
-        if self.layers != "all" and int(self.layers) >= total_layers:
-            return replace(self, layers="all")
-        return self
-
-    def layer_indices(self, total_layers: int) -> tuple[int, ...] | None:
-        return None if self.layers == "all" else top_layers(int(self.layers), total_layers)
-
-
-FACTORS = tuple(f.name for f in fields(Recipe))
-
-
-def parse_recipe(pairs: list[str]) -> Recipe:
-    """``["lr=3e-4", "layers=all"]`` over the default recipe."""
-    types = {f.name: type(getattr(Recipe(), f.name)) for f in fields(Recipe)}
-    values: dict[str, object] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in types:
-            raise ValueError(f"unknown recipe factor {key!r}; factors are {', '.join(FACTORS)}")
-        values[key] = types[key](value)
-    return Recipe(**values)  # type: ignore[arg-type]  # each value converted by its field's type
-
-
-def build_grid(
-    values: dict[str, list], baseline: Recipe, kind: str, total_layers: int
-) -> list[Recipe]:
-    """``ofat``: the baseline, then each factor's other values with the rest at the baseline;
-    ``full``: the Cartesian product. Recipes equal on this model (top N >= depth) appear once."""
-    if kind == "full":
-        recipes = [Recipe(*combo) for combo in itertools.product(*(values[f] for f in FACTORS))]
-    else:
-        recipes = [baseline]
-        for factor in FACTORS:
-            recipes += [replace(baseline, **{factor: v}) for v in values[factor]]
-    unique = dict.fromkeys(r.for_model(total_layers) for r in recipes)
-    return list(unique)
-
-
-@dataclass
-class RecipeResult:
-    """What one recipe's training and scoring gave (cached as JSON)."""
-
-    val: list[float]
-    test: list[float]
-    train_seconds: float
-    score_seconds: float
-    steps: int
-    best_step: int
-    samples_seen: int
-    steps_per_epoch: int
-    early_stopping: bool
-
-    @property
-    def epochs_run(self) -> str:
-        run = self.steps / self.steps_per_epoch
-        if not self.early_stopping:
-            return f"{run:.1f}"
-        return f"{run:.1f} (best {self.best_step / self.steps_per_epoch:.1f})"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -270,82 +182,6 @@ def run_recipe(
     return result, False
 
 
-def reference_rows(split: Split) -> list[Row]:
-    """The best single rate and the best rate stack on the test samples (picked on test, so an
-    upper bound for each kind)."""
-    rows, _ = baseline_rows(split)
-    picked = []
-    for stack in (False, True):
-        kind = [r for r in rows if r.name.startswith("rate stack") == stack]
-        best = max(kind, key=lambda r: row_aucs(split, r)["all"][0])
-        name = best.name.removeprefix("rate stack: ")
-        label = f"best rate stack: {name}" if stack else f"best single rate: {name}"
-        picked.append(Row(label, "baseline", best.test_scores, best.seconds))
-    return picked
-
-
-def _cell(value: tuple[float, float]) -> str:
-    return "n/a" if math.isnan(value[0]) else f"{value[0]:.3f} ± {value[1]:.3f}"
-
-
-def render(split: Split, refs: list[Row], done: list[tuple[Recipe, RecipeResult]], base: Recipe):
-    """Markdown table lines: references, then one numbered row per finished recipe."""
-    n_cold = int(split.cold.sum())
-    y_val = split.labels("val")
-    lines = [
-        f"| # | recipe | test AUC ± s.e. | warm ({len(split.test) - n_cold}) | cold ({n_cold}) "
-        "| val AUC | epochs run | train s | score s | train samples/s |",
-        "|---" * 10 + "|",
-    ]
-    for row in refs:
-        cells = row_aucs(split, row)
-        lines.append(
-            f"| – | {row.name} | {_cell(cells['all'])} | {_cell(cells['warm'])} "
-            f"| {_cell(cells['cold'])} | | | {row.seconds:.2f} | | |"
-        )
-    for number, (recipe, result) in enumerate(done, 1):
-        cells = row_aucs(split, recipe_row(recipe, result, base))
-        lines.append(
-            f"| {number} | {recipe.name(base)} | {_cell(cells['all'])} | {_cell(cells['warm'])} "
-            f"| {_cell(cells['cold'])} | {auc(y_val, result.val):.3f} | {result.epochs_run} "
-            f"| {result.train_seconds:.0f} | {result.score_seconds:.0f} "
-            f"| {result.samples_seen / result.train_seconds:.1f} |"
-        )
-    return lines
-
-
-def recipe_row(recipe: Recipe, result: RecipeResult, base: Recipe) -> Row:
-    seconds = result.train_seconds + result.score_seconds
-    return Row(recipe.name(base), "llm", np.array(result.test), seconds)
-
-
-def plot(split: Split, refs: list[Row], rows: list[Row], path: Path, title: str) -> None:
-    """Test AUC ± s.e. against seconds, one numbered point per recipe, the references as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for row, style in zip(refs, ("--", ":"), strict=False):
-        value = row_aucs(split, row)["all"][0]
-        ax.axhline(value, color="grey", linestyle=style, label=f"{row.name} ({value:.3f})")
-    for number, row in enumerate(rows, 1):
-        value, error = row_aucs(split, row)["all"]
-        ax.errorbar(row.seconds, value, yerr=error, fmt="o", color="#1f77b4", capsize=3)
-        ax.annotate(str(number), (row.seconds, value), textcoords="offset points", xytext=(5, 4))
-    if rows and max(r.seconds for r in rows) > 5 * min(r.seconds for r in rows):
-        ax.set_xscale("log")
-    ax.set_xlabel("seconds (training + scoring validation and test)")
-    ax.set_ylabel("test AUC (± standard error)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-
-
 def machine(args: argparse.Namespace) -> str:
     """CPU model and count, and the accelerator when the run used one."""
     cpu = platform.processor() or platform.machine()
@@ -366,22 +202,18 @@ def write_results(args, split, refs, done, recipes, header: list[str]) -> None:
     if len(done) < len(recipes):
         lines += [f"**Partial results: {len(done)} of {len(recipes)} recipes done.**", ""]
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines += [*header, f"Load average (1, 5, 15 min) now: {load}.", ""]
+    lines += [
+        *header,
+        f"Load average (1, 5, 15 min) at this write (the end, once complete): {load}.",
+        "",
+    ]
     lines += [*render(split, refs, done, args.recipe), ""]
-    if done:
-        y_val = split.labels("val")
-        best_index = max(range(len(done)), key=lambda i: auc(y_val, done[i][1].val))
-        recipe, result = done[best_index]
-        value = row_aucs(split, recipe_row(recipe, result, args.recipe))["all"]
-        lines += [
-            f"Picked by validation AUC (the honest choice; the test column is for reading, not "
-            f"choosing): #{best_index + 1} {recipe.name(args.recipe)}, test AUC {_cell(value)}.",
-            "",
-        ]
+    lines += picked_by_validation(split, done, args.recipe)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(args.out, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     rows = [recipe_row(r, res, args.recipe) for r, res in done]
-    plot(split, refs, rows, args.out.with_suffix(".png"), f"LoRA recipes on {title}")
+    figure = f"LoRA recipes on {title}"
+    _atomic_write(args.out.with_suffix(".png"), lambda tmp: plot(split, refs, rows, tmp, figure))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.threads} threads, device {args.device}. Recipes with more than one epoch stop "
         f"after {args.patience} validation evaluation(s) without a better AUC, evaluating "
         f"{args.evals_per_epoch} times per epoch, and keep the best weights; epochs run shows "
-        "where they stopped and the best checkpoint. Seconds are wall time on this machine.",
+        "where they stopped and the best checkpoint. Seconds are wall time on this machine; train "
+        "samples/s counts the training samples seen per second of training (validation "
+        "evaluations included).",
         "",
         f"Machine: {machine(args)}. Load average (1, 5, 15 min) at the start: {load_before}.",
         "",

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_recipes  # noqa: E402
-from bench_recipes import FACTORS, Recipe, build_grid, parse_args, parse_recipe  # noqa: E402
+from bench_recipes import parse_args  # noqa: E402
+from recipes_report import FACTORS, Recipe, build_grid, parse_recipe  # noqa: E402
 
 
 def _values(argv: list[str]) -> tuple[dict[str, list], Recipe]:
