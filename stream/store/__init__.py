@@ -9,7 +9,6 @@ from lsat.stream.store.records import (
     IngestItem,
     SourcePosition,
     StoredEvent,
-    StoredPartition,
     StoredWindow,
     WindowClosure,
 )
@@ -24,7 +23,6 @@ __all__ = [
     "StoreError",
     "StoreTransaction",
     "StoredEvent",
-    "StoredPartition",
     "StoredWindow",
     "WindowClosure",
 ]
