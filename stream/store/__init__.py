@@ -9,6 +9,7 @@ from lsat.stream.store.records import (
     IngestItem,
     SourcePosition,
     StoredEvent,
+    StoredPartition,
     StoredWindow,
     WindowClosure,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "StoreError",
     "StoreTransaction",
     "StoredEvent",
+    "StoredPartition",
     "StoredWindow",
     "WindowClosure",
 ]

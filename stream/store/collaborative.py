@@ -49,6 +49,7 @@ __all__ = [
     "features_now",
     "features_of",
     "like_counts_kept",
+    "like_counts_of",
     "like_deltas",
     "load_like_counts",
     "sample_feature_values",
@@ -217,6 +218,42 @@ def load_like_counts(session: Session) -> CollaborativeCounts:
             "global": [total.likes, total.count] if total else [0, 0],
             "users": users,
             "items": items,
+            "recent_likes": {},
+            "pairs": [],
+        }
+    )
+
+
+def like_counts_of(
+    session: Session, users: Iterable[str], items: Iterable[str]
+) -> CollaborativeCounts:
+    """The stored counts of ``users``, ``items`` and the totals, as a
+    :class:`CollaborativeCounts` without co-like: everything a batch touching only them reads.
+
+    Read in the batch's transaction (after its lock, :mod:`lsat.stream.store.partitions`), so
+    with several workers each batch counts on what every earlier commit counted.
+    """
+    wanted_users, wanted_items = sorted(set(users)), sorted(set(items))
+    found: dict[str, dict[str, list[int]]] = {"users": {}, "items": {}}
+    for kind, table, key, wanted in (
+        ("users", USERS, "user_id", wanted_users),
+        ("items", ITEMS, "item_id", wanted_items),
+    ):
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = select(table.c[key], table.c.likes, table.c.count).where(
+                table.c[key].in_(chunk)
+            )
+            for k, likes, count in session.execute(query):
+                found[kind][str(k)] = [int(likes), int(count)]
+    total = session.get(LikeCountTotalRow, GLOBAL)
+    return CollaborativeCounts.from_state(
+        {
+            "version": 1,
+            "co_like_window": 0,
+            "global": [total.likes, total.count] if total else [0, 0],
+            "users": found["users"],
+            "items": found["items"],
             "recent_likes": {},
             "pairs": [],
         }

@@ -27,6 +27,8 @@ __all__ = [
     "InteractionRow",
     "ItemLikeCountRow",
     "LikeCountTotalRow",
+    "PartitionRow",
+    "PendingSampleRow",
     "SampleRow",
     "StreamStateRow",
     "UserLikeCountRow",
@@ -182,3 +184,32 @@ class LikeCountTotalRow(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     likes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class PartitionRow(Base):
+    """One partition of the ``interactions`` topic: its watermark, when it last committed
+    events, its drift detectors' state, and ``seq`` (bumped by every commit that changes the
+    partition's state: a worker whose copy has another ``seq`` reloads it)."""
+
+    __tablename__ = "stream_partitions"
+
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    watermark: Mapped[int | None] = mapped_column(BigInteger)
+    active_s: Mapped[float] = mapped_column(Float, nullable=False)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class PendingSampleRow(Base):
+    """A stored sample waiting for its global window (its ``samples`` row has no window yet):
+    see :mod:`lsat.stream.global_window`."""
+
+    __tablename__ = "pending_samples"
+    __table_args__ = (Index("ix_pending_samples_timestamp", "timestamp"),)
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    late: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    """Arrival order (ties of ``timestamp`` settle in it)."""

@@ -13,6 +13,7 @@ __all__ = [
     "IngestItem",
     "SourcePosition",
     "StoredEvent",
+    "StoredPartition",
     "StoredWindow",
     "WindowClosure",
     "WindowStatus",
@@ -86,3 +87,15 @@ class StoredEvent:
     interaction: Interaction
     source: SourcePosition | None = None
     payload_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPartition:
+    """A partition's saved state: ``seq`` (bumped by each commit that changed it), watermark,
+    when it last committed events (epoch seconds) and its JSON state (drift detectors)."""
+
+    partition: int
+    seq: int
+    watermark: int | None
+    active_s: float
+    state: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

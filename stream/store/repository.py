@@ -35,10 +35,12 @@ from lsat.stream.store.models import (
     StreamStateRow,
     WindowRow,
 )
+from lsat.stream.store.partitions import partition_rows, pending_count, recent_interactions
 from lsat.stream.store.records import (
     DeadLetterRecord,
     IngestItem,
     SourcePosition,
+    StoredPartition,
     StoredWindow,
     WindowClosure,
 )
@@ -209,6 +211,16 @@ class SampleStore:
             row = session.get(StreamStateRow, name)
             return dict(row.data) if row else None
 
+    def partitions(self) -> dict[int, StoredPartition]:
+        """Every partition's saved state (watermark, last commit, detectors), by partition."""
+        with self._reads() as session:
+            return partition_rows(session)
+
+    def pending_samples(self) -> int:
+        """How many samples wait for their global window."""
+        with self._reads() as session:
+            return pending_count(session)
+
     def like_counts(self) -> CollaborativeCounts:
         """The like counts of every stored interaction (co-like off): the worker's cache."""
         with self._reads() as session:
@@ -309,35 +321,16 @@ class SampleStore:
             )
             return [_sample(r) for r in rows]
 
-    def recent_interactions(self, per_user: int) -> dict[str, list[Interaction]]:
-        """Each user's last ``per_user`` stored interactions, oldest → newest (arrival order).
+    def recent_interactions(
+        self, per_user: int, partition: int | None = None
+    ) -> dict[str, list[Interaction]]:
+        """Each user's last ``per_user`` stored interactions, oldest → newest (arrival order);
+        with ``partition``, those consumed from that partition.
 
-        This is how the worker rebuilds per-user history after a restart.
+        This is how the worker rebuilds per-user history after a restart or a rebalance.
         """
-        ranked = select(
-            InteractionRow,
-            func.row_number()
-            .over(partition_by=InteractionRow.user_id, order_by=InteractionRow.id.desc())
-            .label("rank"),
-        ).subquery()
-        query = (
-            select(ranked).where(ranked.c.rank <= per_user).order_by(ranked.c.user_id, ranked.c.id)
-        )
-        history: dict[str, list[Interaction]] = {}
         with self._reads() as session:
-            conn = session.connection()
-            for row in conn.execute(query).mappings():
-                history.setdefault(row["user_id"], []).append(
-                    Interaction(
-                        user_id=row["user_id"],
-                        item_id=row["item_id"],
-                        timestamp=row["timestamp"],
-                        label=row["label"],
-                        rating=row["rating"],
-                        event_id=row["event_id"],
-                    )
-                )
-        return history
+            return recent_interactions(session, per_user, partition)
 
     def count_samples(self, window_id: int | None = None) -> int:
         """How many samples are stored (in one window when given)."""

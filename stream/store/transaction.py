@@ -16,11 +16,15 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from lsat.data.collaborative import CollaborativeCounts
 from lsat.data.types import Interaction, Item
 from lsat.stream.errors import StreamError
+from lsat.stream.global_window import PendingSample
+from lsat.stream.store import partitions
 from lsat.stream.store.collaborative import (
     add_like_counts,
     backfill_like_counts,
+    like_counts_of,
     sample_feature_values,
 )
 from lsat.stream.store.models import (
@@ -31,11 +35,13 @@ from lsat.stream.store.models import (
     StreamStateRow,
     WindowRow,
 )
+from lsat.stream.store.partitions import StoredPool
 from lsat.stream.store.records import (
     DeadLetterRecord,
     IngestItem,
     SourcePosition,
     StoredEvent,
+    StoredPartition,
     WindowClosure,
 )
 
@@ -231,6 +237,56 @@ class StoreTransaction:
                 end = closure.end_ts
                 row.end_ts = end if row.end_ts is None else max(row.end_ts, end)
         return row
+
+    # --- partitioned workers (lsat.stream.store.partitions) ------------------------------------
+
+    def lock_state(self, name: str) -> dict[str, Any]:
+        """The named state, locked until this transaction ends (``{}`` when new): the lock every
+        worker's batch takes first, so batches commit one after the other."""
+        return partitions.lock_state(self.session, self._insert, name)
+
+    def partitions(self) -> dict[int, StoredPartition]:
+        """Every partition's saved state."""
+        return partitions.partition_rows(self.session)
+
+    def put_partition(self, record: StoredPartition) -> None:
+        """Save one partition's state."""
+        partitions.put_partition(self.session, record)
+
+    def pending_pool(self, next_seq: int) -> StoredPool:
+        """The stored pending samples, to settle with this batch's (see
+        :class:`~lsat.stream.store.partitions.StoredPool`)."""
+        return StoredPool(self.session, self._insert, next_seq)
+
+    def assign_pending(self, assigned: Sequence[tuple[PendingSample, int]]) -> None:
+        """Give stored pending samples their window and count them into it."""
+        partitions.assign_pending(self.session, ((str(s.ref), w) for s, w in assigned))
+        for sample, window_id in assigned:
+            row = self._window_row(window_id)
+            row.count += 1
+            row.start_ts = sample.ts if row.start_ts is None else min(row.start_ts, sample.ts)
+            row.end_ts = sample.ts if row.end_ts is None else max(row.end_ts, sample.ts)
+
+    def recent_interactions(
+        self, per_user: int, partition: int | None = None
+    ) -> dict[str, list[Interaction]]:
+        """Each user's last ``per_user`` interactions (of one partition), oldest first."""
+        return partitions.recent_interactions(self.session, per_user, partition)
+
+    def like_counts_of(self, users: Iterable[str], items: Iterable[str]) -> CollaborativeCounts:
+        """The committed like counts of these users and items, and the totals."""
+        return like_counts_of(self.session, users, items)
+
+    def item_extras(self, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The catalogue's extra fields (e.g. ``genres``) of the known ``item_ids``."""
+        wanted = sorted(set(item_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            query = select(CatalogueItemRow.item_id, CatalogueItemRow.extra).where(
+                CatalogueItemRow.item_id.in_(wanted[start : start + 500])
+            )
+            found.update({str(k): dict(v or {}) for k, v in self.session.execute(query)})
+        return found
 
     def put_state(self, name: str, data: Mapping[str, Any]) -> None:
         """Save a named JSON state."""
