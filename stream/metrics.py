@@ -10,8 +10,9 @@ True
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,6 +22,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import MetricsHandler
+
+if TYPE_CHECKING:
+    from lsat.stream.pipeline import StepResult
 
 __all__ = [
     "EVENT_STATUSES",
@@ -141,6 +145,32 @@ class StreamMetrics:
             self.events.labels(status=status)
         for status in ITEM_STATUSES:
             self.items.labels(status=status)
+
+    def export_steps(self, results: Sequence[StepResult]) -> None:
+        """Metrics of a batch's stored events, one update per series (a label lookup per
+        event cost more than the rest of the bookkeeping)."""
+        late = samples = 0
+        last: dict[str, dict[str, float | bool]] = {}
+        detections: dict[str, int] = {}
+        for result in results:
+            late += result.late
+            samples += result.sample is not None
+            for closed in result.closed:
+                self.window_closures.labels(trigger=closed.reason).inc()
+            for name, snapshot in result.drift.items():
+                last[name] = snapshot
+                if snapshot["drift"]:
+                    detections[name] = detections.get(name, 0) + 1
+        if results:
+            self.events.labels(status="ok").inc(len(results) - late)
+        if late:
+            self.events.labels(status="late").inc(late)
+        if samples:
+            self.samples_stored.inc(samples)
+        for name, snapshot in last.items():
+            self.drift_statistic.labels(detector=name).set(float(snapshot["statistic"]))
+        for name, count in detections.items():
+            self.drift_detections.labels(detector=name).inc(count)
 
     def render(self) -> bytes:
         """The text exposition of this registry."""

@@ -1,10 +1,20 @@
-"""Applies the pure pipeline's effects: sample store, dead letters, retrain requests, metrics.
+"""Applies the pipeline's effects: sample store, dead letters, retrain requests, metrics.
 
 :class:`StreamProcessor` is what the faust agents call (from a worker thread, one batch at a
-time). It validates raw messages (:mod:`lsat.stream.events`), runs
-:func:`lsat.stream.pipeline.process_interaction`, and commits the interactions, their samples,
-the windows they closed and the new pipeline state in one DB transaction. Only then are
-messages returned to send, so a source offset is never committed before its DB write.
+time). It validates raw messages (:mod:`lsat.stream.events`), runs each interaction through its
+partition's history, like counts and detectors (:func:`lsat.stream.pipeline.observe`) and the
+global window (:class:`lsat.stream.partitioned.BatchWindows`), and commits the interactions,
+their samples, the windows they closed, the global state and the partitions' state in one DB
+transaction. Only then are messages returned to send, so a source offset is never committed
+before its DB write.
+
+Several workers (one consumer group over the partitions of ``interactions``): each batch's
+transaction first takes the store's lock, so the batches of all workers commit one after the
+other on one global window; a partition's histories and detectors are this worker's copy only
+while nobody else committed to that partition (else reloaded). See
+:mod:`lsat.stream.partitioned`, :mod:`lsat.stream.alignment` (the global watermark and the idle
+timeout) and :mod:`lsat.stream.outbox` (one retrain request per window). With one partition
+every result is :func:`lsat.stream.pipeline.process_interaction`'s.
 
 Per-record isolation: every consumed record ends as exactly one of stored, dead-lettered or
 counted duplicate (:class:`~lsat.stream.isolation.Handled` lists which). Bad data is rejected
@@ -15,12 +25,12 @@ the caller to retry. A re-delivered event id with the same content is a duplicat
 content it is dead-lettered as ``conflicting_duplicate`` with both payloads' sha256.
 
 Restart (crash-safe, chosen over faust changelog tables, which tansu never compacts): per-user
-history is rebuilt from the stored interactions and the window state from the stored pipeline
-state; closed windows whose retrain request was not confirmed sent are sent again. Drift
-detectors are saved with the window state, in the same transaction, and restored with it, so a
-restart does not move window boundaries. Per-user and per-item like counts live in their own
-tables, updated with the interactions (:mod:`lsat.stream.store.collaborative`); the in-memory
-copy that annotates each sample is reloaded from them.
+history is rebuilt from the stored interactions, the window from the stored global state and
+each partition's detectors from its row (saved in the same transaction, so a restart does not
+move window boundaries); closed windows whose retrain request was not confirmed sent are sent
+again. Per-user and per-item like counts live in their own tables, updated with the
+interactions (:mod:`lsat.stream.store.collaborative`) and read by each batch in its
+transaction.
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
-from typing import cast
+from dataclasses import replace
 
 from lsat.core.settings import Settings
-from lsat.data.samples import HistoryTracker
-from lsat.data.types import HISTORY_LENGTH, Interaction, Item
+from lsat.data.collaborative import CollaborativeCounts
+from lsat.data.types import Interaction
 from lsat.stream.app import Outgoing
+from lsat.stream.catalogue import CatalogueHandler, position_of
 from lsat.stream.dead_letter import (
     DLQ_PAYLOAD_BYTES,
     DLQ_RECORD_BYTES,
@@ -42,23 +53,20 @@ from lsat.stream.dead_letter import (
 )
 from lsat.stream.dlq import DeadLetterWriter
 from lsat.stream.drift import LabelRateShift, MixShift
-from lsat.stream.errors import InvalidEvent
-from lsat.stream.events import parse_interaction, parse_item
+from lsat.stream.errors import InvalidConfig, InvalidEvent
+from lsat.stream.events import parse_interaction
+from lsat.stream.global_window import PendingSample
 from lsat.stream.isolation import (
     Handled,
-    IsolatedHandler,
     Record,
+    StoreUnavailable,
     conflict_detail,
     content,
 )
 from lsat.stream.metrics import StreamMetrics
-from lsat.stream.pipeline import (
-    Detectors,
-    PipelineState,
-    StepResult,
-    close_manually,
-    process_interaction,
-)
+from lsat.stream.outbox import RetrainOutbox
+from lsat.stream.partitioned import PartitionMemory
+from lsat.stream.pipeline import Detectors, PipelineState, StepResult, observe
 from lsat.stream.store import (
     IngestItem,
     SampleStore,
@@ -67,15 +75,12 @@ from lsat.stream.store import (
     StoreTransaction,
     WindowClosure,
 )
-from lsat.stream.triggers import RetrainRequest, Trigger
-from lsat.stream.windows import WindowPolicy
+from lsat.stream.window_keeper import PIPELINE_STATE, Opened, WindowKeeper, closures
+from lsat.stream.windows import ClosedWindow, WindowPolicy
 
 __all__ = ["PIPELINE_STATE", "Record", "StreamProcessor", "default_detectors", "window_policy"]
 
 log = logging.getLogger(__name__)
-PIPELINE_STATE = "pipeline"
-"""Name of the stored pipeline state (open window + pending drift)."""
-REMEMBERED_EVENTS = 32
 
 
 def window_policy(settings: Settings) -> WindowPolicy:
@@ -96,11 +101,12 @@ def default_detectors(settings: Settings) -> Detectors:
     return Detectors(labels=[LabelRateShift()], mix=[MixShift()])
 
 
-class StreamProcessor(IsolatedHandler):
+class StreamProcessor(CatalogueHandler):
     """Validate → pipeline step → one DB transaction → messages to send; exports metrics.
 
     ``dlq_payload_bytes`` / ``dlq_record_bytes`` bound each dead-letter record (see
     :mod:`lsat.stream.dead_letter`); ``max_event_bytes`` is the largest valid message.
+    ``detectors`` is the template each partition's detectors are copied from.
     """
 
     def __init__(
@@ -128,32 +134,53 @@ class StreamProcessor(IsolatedHandler):
         self.dlq = DeadLetterWriter(
             self.topics.dlq, max_payload_bytes=dlq_payload_bytes, max_record_bytes=dlq_record_bytes
         )
+        self.outbox = RetrainOutbox(store, self.topics.retrain, self.metrics, clock)
+        self.keeper = WindowKeeper(
+            store,
+            self.policy,
+            idle_timeout_s=settings.stream.partition_idle_timeout_s,
+            expected=range(settings.kafka.partitions),
+            clock=clock,
+        )
         self.categories: dict[str, Hashable] = {}
         self.positions: dict[tuple[str, int], int] = {}
+        self.parts: dict[int, PartitionMemory] = {}
+        self.state = PipelineState()
         self._stale = False
         self._restore()
 
     def _restore(self) -> None:
-        """Rebuild window state, per-user history and item categories from the store."""
-        saved = self.store.load_state(PIPELINE_STATE)
-        # detectors too: a failed batch may have fed them
-        self.state = PipelineState.from_dict(saved or {"window": {}}, self.detectors)
-        recent = self.store.recent_interactions(per_user=REMEMBERED_EVENTS)
-        self.history = HistoryTracker.from_state(
-            {u: [[i.item_id, i.label, i.key()] for i in its] for u, its in recent.items()},
-            length=HISTORY_LENGTH,
-            remember_events=REMEMBERED_EVENTS,
-        )
-        self.counts = self.store.like_counts()  # as committed: a failed batch may have fed it
-        for item in self.store.catalogue().values():
-            self._remember_category(item.item_id, item.extra.get("genres"))
+        """Forget the partitions' copies (each is reloaded from the store when next used) and
+        read the global window and the item categories."""
+        self.parts = {}
+        self.state = self.keeper.current()
+        self.load_categories()
         self._update_window_gauges()
         log.info(
-            "processor restored: window %d with %d samples, %d users' history",
+            "processor restored: window %d with %d samples",
             self.state.window.window_id,
             self.state.window.count,
-            len(recent),
         )
+
+    @property
+    def counts(self) -> CollaborativeCounts:
+        """The like counts as committed (each batch reads its users' and items' in its
+        transaction, so several workers count on each other's commits)."""
+        return self.store.like_counts()
+
+    def _partition(self, tx: StoreTransaction, partition: int, opened: Opened) -> PartitionMemory:
+        """This worker's copy of ``partition``, reloaded when another commit changed it."""
+        memory = self.parts.get(partition)
+        stored = opened.saved.get(partition)
+        if memory is not None and memory.seq == (stored.seq if stored else 0):
+            return memory
+        legacy = opened.legacy.get("detectors") if partition == 0 else None
+        try:
+            memory = PartitionMemory.load(tx, partition, stored, self.detectors, legacy)
+        except InvalidConfig as error:  # a bad saved state: retry (and log), dead-letter nothing
+            raise StoreUnavailable(f"partition {partition}'s saved state: {error}") from error
+        self.parts[partition] = memory
+        return memory
 
     # --- interactions -------------------------------------------------------------------------
 
@@ -179,21 +206,30 @@ class StreamProcessor(IsolatedHandler):
         return handled
 
     def _interactions_once(self, batch: Sequence[Record]) -> Handled:
-        state = self.state
         handled = Handled()
         results: list[StepResult] = []
+        now_s = self.clock()
+        decoded = [self._parse(raw) for raw, _ in batch]  # before the lock: workers in parallel
         with self.store.transaction() as tx:
+            opened = self.keeper.open(tx, now_s)
+            windows = opened.windows
             before = self.dlq.previous(tx, batch)
             parsed: list[tuple[Interaction | InvalidEvent | str, bytes | None, SourcePosition]]
             parsed = []
-            for raw, source in batch:
+            for (raw, source), event in zip(batch, decoded, strict=True):
                 self._track_position(source)
-                again = before.get(_position(source)) if before else None
-                parsed.append((self._parse(raw) if again is None else again, raw, source))
-            stored = tx.stored_events(p.key() for p, _, _ in parsed if isinstance(p, Interaction))
+                again = before.get(position_of(source)) if before else None
+                parsed.append((event if again is None else again, raw, source))
+            valid = [p for p, _, _ in parsed if isinstance(p, Interaction)]
+            stored = tx.stored_events(p.key() for p in valid)
+            counts = tx.like_counts_of((p.user_id for p in valid), (p.item_id for p in valid))
+            self.learn_categories(tx, (p.item_id for p in valid))
             seen: dict[str, IngestItem] = {}
             items: list[IngestItem] = []
-            closures: list[WindowClosure] = []
+            waiting: dict[str, int] = {}  # pending samples of this batch → index in items
+            stored_assigned: list[tuple[PendingSample, int]] = []
+            closed: list[WindowClosure] = []
+            touched: dict[int, PartitionMemory] = {}
             add_source, add_kind = handled.sources.append, handled.kinds.append
             for outcome, raw, source in parsed:
                 if isinstance(outcome, str):  # dead-lettered when first delivered
@@ -210,32 +246,58 @@ class StreamProcessor(IsolatedHandler):
                 if earlier is not None:
                     self._repeated(tx, handled, earlier, outcome, raw, source, sha)
                     continue
-                state, result = self._step(state, outcome)
-                if result is None:
+                part = self._partition(tx, source.partition, opened)
+                if part.history.is_duplicate(outcome):
                     seen[key] = IngestItem(outcome, source=source, payload_sha256=sha)
                     handled.add(source, "duplicate")
                     continue
+                touched[part.partition] = part
+                sample, fired, drift = observe(
+                    outcome,
+                    part.history,
+                    part.detectors,
+                    self.categories.get(outcome.item_id),
+                    counts,
+                )
+                late, placed = windows.step(part.partition, outcome, sample is not None, fired)
+                part.watermark = windows.clocks[part.partition].watermark
+                window_id = placed.window_of(key) if sample is not None else None
+                result = StepResult(
+                    sample, window_id, late, False, placed.closed, placed.requests, drift
+                )
                 results.append(result)
-                window_id = result.window_id if result.sample is not None else None
-                item = IngestItem(outcome, result.sample, window_id, result.late, source, sha)
+                for pending, assigned in placed.assigned:  # samples that waited for it
+                    ref = str(pending.ref)
+                    if ref == key:
+                        continue
+                    index = waiting.pop(ref, None)
+                    if index is not None:  # of this batch: not stored yet
+                        items[index] = replace(items[index], window_id=assigned)
+                    else:
+                        stored_assigned.append((pending, assigned))
+                item = IngestItem(outcome, sample, window_id, late, source, sha)
+                if sample is not None and window_id is None:
+                    waiting[key] = len(items)
                 seen[key] = item
                 items.append(item)
-                if result.closed:
-                    closures.extend(_closures(result))
+                if placed.closed:
+                    closed.extend(closures(placed.closed, placed.requests))
                 add_source(source)  # handled.add(source, "stored"), minus a call per record
                 add_kind("stored")
             tx.add_events(items)
-            for closure in closures:
-                tx.close_window(closure)
-            tx.put_state(PIPELINE_STATE, state.to_dict(self.detectors))
+            state = self.keeper.save(tx, opened, closed, stored_assigned)
+            for part in touched.values():
+                tx.put_partition(part.saved(now_s))
+        for part in touched.values():
+            part.seq += 1
         self.state = state
         self._count(handled, self.metrics.events)
         try:
-            self._export(results)
+            self.metrics.export_steps(results)
             self._update_window_gauges()
         except Exception:
             log.exception("exporting metrics failed")
-        handled.outgoing.extend(self._request_message(r) for x in results for r in x.requests)
+        handled.outgoing.extend(self.outbox.message(r) for x in results for r in x.requests)
         return handled
 
     def _repeated(
@@ -276,154 +338,44 @@ class StreamProcessor(IsolatedHandler):
             log.exception("validating an interaction failed")
             return InvalidEvent(internal_error_code(error), f"{type(error).__name__}: {error}")
 
-    def _step(
-        self, state: PipelineState, interaction: Interaction
-    ) -> tuple[PipelineState, StepResult | None]:
-        new_state, result = process_interaction(
-            state,
-            interaction,
-            policy=self.policy,
-            history=self.history,
-            detectors=self.detectors,
-            item_category=self.categories.get(interaction.item_id),
-            now_s=self.clock(),
-            counts=self.counts,
-        )
-        if result.duplicate:
-            return state, None
-        return new_state, result
-
-    def _export(self, results: Sequence[StepResult]) -> None:
-        """Metrics of a batch's stored events, one update per series (a label lookup per
-        event cost more than the rest of the bookkeeping)."""
-        m = self.metrics
-        late = samples = 0
-        last: dict[str, dict[str, float | bool]] = {}
-        detections: dict[str, int] = {}
-        for result in results:
-            late += result.late
-            samples += result.sample is not None
-            for closed in result.closed:
-                m.window_closures.labels(trigger=closed.reason).inc()
-            for name, snapshot in result.drift.items():
-                last[name] = snapshot
-                if snapshot["drift"]:
-                    detections[name] = detections.get(name, 0) + 1
-        if results:
-            m.events.labels(status="ok").inc(len(results) - late)
-        if late:
-            m.events.labels(status="late").inc(late)
-        if samples:
-            m.samples_stored.inc(samples)
-        for name, snapshot in last.items():
-            m.drift_statistic.labels(detector=name).set(float(snapshot["statistic"]))
-        for name, count in detections.items():
-            m.drift_detections.labels(detector=name).inc(count)
-
     def _update_window_gauges(self) -> None:
         count = self.state.window.count
         self.metrics.window_samples.set(count)
         self.metrics.window_fill.set(count / self.policy.max_samples)
 
-    # --- retrain requests ---------------------------------------------------------------------
-
-    def _request_message(self, request: RetrainRequest) -> Outgoing:
-        def sent() -> None:
-            self.store.mark_retrain_published(request.window_id)
-            self.metrics.retrain_requests.labels(trigger=request.trigger).inc()
-
-        return Outgoing(self.topics.retrain, request.request_id.encode(), request.to_json(), sent)
+    # --- retrain requests and the timer -------------------------------------------------------
 
     def pending_outgoing(self) -> list[Outgoing]:
         """Retrain requests of closed windows not confirmed sent (e.g. after a crash)."""
-        messages = []
-        for window in self.store.unpublished_closed_windows():
-            if window.count < 1 or window.start_ts is None or window.end_ts is None:
-                continue
-            request = RetrainRequest(
-                window_id=window.id,
-                first_ts=window.start_ts,
-                last_ts=window.end_ts,
-                sample_count=window.count,
-                # the store keeps the close reason, a Trigger
-                trigger=cast(Trigger, window.trigger or "manual"),
-                drift={k: float(v) for k, v in window.drift_stats.items()},
-                created_s=self.clock(),
-            )
-            messages.append(self._request_message(request))
-        return messages
+        return self.outbox.unconfirmed()
 
     def close_now(self) -> list[Outgoing]:
         """Close the open window on a manual request; the retrain request to send (if any)."""
         self._refresh()
-        state, result = close_manually(self.state, now_s=self.clock())
-        if not result.closed:
-            return []
-        saved = {PIPELINE_STATE: state.to_dict(self.detectors)}
-        self.store.apply_state(saved, _closures(result))
-        self.state = state
-        self._export_closures_only(result)
-        return [self._request_message(r) for r in result.requests]
+        self.state, result = self.keeper.close_manually()
+        self._export_closures(result.closed)
+        return [self.outbox.message(r) for r in result.requests]
 
-    def _export_closures_only(self, result: StepResult) -> None:
-        for closed in result.closed:
-            self.metrics.window_closures.labels(trigger=closed.reason).inc()
+    def tick(self) -> list[Outgoing]:
+        """The worker's timer: settle the global window when idle partitions timed out (with
+        one partition nothing ever changes here), and re-send overdue retrain requests."""
+        self._refresh()
+        messages: list[Outgoing] = []
+        settled = self.keeper.settle_idle()
+        if settled is not None:
+            self.state, placed = settled
+            self._export_closures(placed.closed)
+            if placed.closed:
+                ids = [c.window_id for c in placed.closed]
+                log.info("idle partitions timed out: closed windows %s", ids)
+            messages = [self.outbox.message(r) for r in placed.requests]
+        return [*messages, *self.outbox.overdue()]
+
+    def _export_closures(self, closed: Sequence[ClosedWindow]) -> None:
+        for window in closed:
+            self.metrics.window_closures.labels(trigger=window.reason).inc()
         self._update_window_gauges()
-
-    # --- items --------------------------------------------------------------------------------
-
-    def on_item(self, raw: bytes | None, source: SourcePosition) -> list[Outgoing]:
-        """Handle one ``items`` message: upsert the catalogue entry (bad ones to the DLQ)."""
-        return self.handle_items([(raw, source)]).outgoing
-
-    def handle_items(self, batch: Sequence[Record]) -> Handled:
-        """Upsert ``items`` messages in one transaction (isolated like interactions): a valid
-        item is ``stored`` (the latest version wins), a bad one dead-lettered."""
-        return self._isolated(batch, self._items_once, "items")
-
-    def _items_once(self, batch: Sequence[Record]) -> Handled:
-        handled = Handled()
-        good: list[Item] = []
-        with self.store.transaction() as tx:
-            before = self.dlq.previous(tx, batch)
-            for raw, source in batch:
-                self._track_position(source)
-                again = before.get(_position(source))
-                if again is not None:
-                    self.dlq.again(handled, source, again)
-                    continue
-                try:
-                    item = parse_item(raw, max_bytes=self.max_event_bytes)
-                except InvalidEvent as error:
-                    self.dlq.add(tx, handled, raw, source, error.reason_code, error.detail)
-                    continue
-                tx.upsert_item(item)
-                good.append(item)
-                handled.add(source, "stored")
-        for item in good:
-            self._remember_category(item.item_id, item.extra.get("genres"))
-        self._count(handled, self.metrics.items, stored_too=True)
-        return handled
-
-    def _remember_category(self, item_id: str, genres: str | None) -> None:
-        if genres:
-            self.categories[item_id] = genres.split("|", 1)[0]
-
-    def _track_position(self, source: SourcePosition) -> None:
-        self.positions[(source.topic or "", source.partition)] = source.offset + 1
 
 
 def _as_stored(item: IngestItem) -> StoredEvent:
     return StoredEvent(item.interaction, item.source, item.payload_sha256)
-
-
-def _position(source: SourcePosition) -> tuple[str | None, int, int]:
-    return (source.topic, source.partition, source.offset)
-
-
-def _closures(result: StepResult) -> list[WindowClosure]:
-    drift_by_window = {r.window_id: dict(r.drift) for r in result.requests}
-    return [
-        WindowClosure(c.window_id, c.reason, c.last_ts, drift_by_window.get(c.window_id, {}))
-        for c in result.closed
-    ]

@@ -28,6 +28,7 @@ __all__ = [
     "CLOSE_WINDOW_PATH",
     "LAG_INTERVAL_S",
     "LOOP_PROBE_INTERVAL_S",
+    "TICK_INTERVAL_S",
     "build_worker",
     "run_worker",
 ]
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 LAG_INTERVAL_S = 2.0
 LOOP_PROBE_INTERVAL_S = 0.25
 """How often the event loop's lag is sampled (``lsat_stream_event_loop_lag_seconds``)."""
+TICK_INTERVAL_S = 1.0
+"""How often idle partitions are checked and overdue retrain requests re-sent."""
 
 
 def build_worker(
@@ -85,6 +88,16 @@ def build_worker(
             await send_all(messages)
             closed = [json.loads(m.value)["window_id"] for m in messages]
             return self.json({"closed": closed, "open_window": processor.state.window.window_id})
+
+    @app.timer(TICK_INTERVAL_S)
+    async def tick() -> None:
+        """Close windows held only by idle partitions; re-send overdue retrain requests."""
+        try:
+            messages = await serial(processor.tick)
+        except Exception as error:  # the store is down: the next tick tries again
+            log.warning("timer: %r", error)
+            return
+        await send_all(messages)
 
     @app.timer(LAG_INTERVAL_S)
     async def export_lag() -> None:

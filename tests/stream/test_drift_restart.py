@@ -209,3 +209,31 @@ def test_killed_worker_stores_the_same_windows_as_a_clean_one(
     # without saved detector state these kills would have moved the windows
     assert pure_windows(settings, dataset, cold_at=set(killed_at)) != reference
     assert killed == clean
+
+
+def test_a_store_from_before_partitions_continues_its_windows(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    """A single worker's store saved the window and the detectors in one state row (no
+    partition rows): a worker of this version continues it where it stopped."""
+    from sqlalchemy import text
+
+    db_url = f"sqlite:///{tmp_path / 'legacy.sqlite'}"
+    settings = settings_for(tmp_path, db_url)
+    reference = pure_windows(settings, dataset)
+    store = SampleStore(db_url)
+    first = StreamProcessor(settings, store)
+    load_items(first, dataset)
+    feed(first, dataset.interactions[:3137], 0, batch=500)
+    (row,) = store.partitions().values()
+    saved = store.load_state("pipeline") or {}
+    legacy = {"window": saved["window"], "pending_drift": saved["pending_drift"]}
+    store.put_state("pipeline", {**legacy, "detectors": row.state["detectors"]})
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM stream_partitions"))
+    second = StreamProcessor(settings, SampleStore(db_url))
+    feed(second, dataset.interactions[3137:], 3137, batch=500)
+    assert closes_of(windows_table(store)) == reference
+    # without the saved detectors partition 0 would start cold and move a window
+    assert pure_windows(settings, dataset, cold_at={3137}) != reference
+    store.close()
