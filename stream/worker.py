@@ -74,8 +74,23 @@ def build_worker(
             processor.metrics.event_loop_lag.observe(max(0.0, late))
 
     @app.on_partitions_assigned.connect
-    async def count_assignment(_sender: Any, /, *_assigned: Any, **_: Any) -> None:
+    async def count_assignment(_sender: Any, /, *assigned: Any, **_: Any) -> None:
         processor.metrics.partition_assignments.inc()
+        topic, known = settings.kafka.topics.interactions, settings.kafka.partitions
+        extra = sorted(
+            tp.partition
+            for tps in assigned
+            for tp in tps
+            if tp.topic == topic and tp.partition >= known
+        )
+        if extra:  # the global watermark would not wait for partitions it does not expect
+            log.warning(
+                "%s has partition(s) %s beyond LSAT_KAFKA_PARTITIONS=%d: set it to the topic's "
+                "partition count on every worker",
+                topic,
+                extra,
+                known,
+            )
 
     @app.page(CLOSE_WINDOW_PATH)
     class CloseWindow(View):
