@@ -7,7 +7,8 @@ at once), so one response never mixes adapters of two promotions. The registry a
 the serving short / merged version's ``metrics`` under :data:`ALPHA_METRIC` /
 :data:`MERGE_WEIGHT_METRIC`). A hybrid combiner (a logistic regression over the adapters' logits
 and collaborative features, :mod:`lsat.adapters.model.hybrid`) travels the same way, under
-:data:`HYBRID_METRIC`; a message without one (every message before it existed) still parses.
+:data:`HYBRID_METRIC` of the serving short version (else of the long version: its bootstrap's
+rates-only combiner); a message without one (every message before it existed) still parses.
 
 >>> ref = AdapterRef("short", 3, "/a/short-3", "b" * 64)
 >>> message = ServingSet(long=None, short=ref, merged=None, alpha=0.0, merge_weight=None,
@@ -45,6 +46,7 @@ __all__ = [
     "PublicationError",
     "ServingSet",
     "current_serving_set",
+    "serving_hybrid",
 ]
 
 SCHEMA_VERSION = 1
@@ -213,7 +215,7 @@ def current_serving_set(
 
     α comes from the serving short version's metrics (0 without a long adapter; 1 — long alone —
     without a short one); the merge weight from the serving merged version's metrics; the hybrid
-    combiner from the serving short version's metrics (a malformed one is left out).
+    combiner from :func:`serving_hybrid` (the short version's, else the long version's).
     """
     serving = {kind: registry.resolve(alias) for kind, alias in SERVING_ALIASES.items()}
     long, short, merged = serving["long"], serving["short"], serving["merged"]
@@ -229,12 +231,7 @@ def current_serving_set(
     if merged is not None and merged.metrics.get(MERGE_WEIGHT_METRIC) is not None:
         merge_weight = float(merged.metrics[MERGE_WEIGHT_METRIC])
     window_id = _window_of(short)
-    hybrid = None
-    if short is not None and isinstance(short.metrics.get(HYBRID_METRIC), dict):
-        try:
-            hybrid = HybridCombiner.from_dict(short.metrics[HYBRID_METRIC])
-        except HybridError:
-            hybrid = None
+    hybrid, _ = serving_hybrid(short, long)
     return ServingSet(
         long=None if long is None else AdapterRef.of(long),
         short=None if short is None else AdapterRef.of(short),
@@ -245,6 +242,23 @@ def current_serving_set(
         published_s=time.time() if published_s is None else published_s,
         hybrid=hybrid,
     )
+
+
+def serving_hybrid(
+    short: AdapterVersion | None, long: AdapterVersion | None
+) -> tuple[HybridCombiner | None, AdapterVersion | None]:
+    """The combiner that serves and the version whose metrics hold it: the short version's
+    (the one its window's job chose), else the long version's (the rates-only combiner its
+    bootstrap fitted, serving until the first short version brings one); a malformed one is
+    skipped. ``(None, None)``: the α ensemble serves."""
+    for version in (short, long):
+        data = None if version is None else version.metrics.get(HYBRID_METRIC)
+        if isinstance(data, dict):
+            try:
+                return HybridCombiner.from_dict(data), version
+            except HybridError:
+                continue
+    return None, None
 
 
 def _window_of(version: AdapterVersion | None) -> int | None:

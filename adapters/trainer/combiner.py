@@ -6,11 +6,14 @@ In the job of window *W* (after its test-then-train evaluation, before training 
    rows of the ``windows`` most recent windows *before W* (:class:`.oos_rows.EarlierRows`):
    the rate features, plus the long and short adapters' logits when they raise the out-of-fold
    AUC. Window *W*'s samples — which the new short adapter trains on — never enter the fit; the
-   combiner it publishes first scores window *W + 1*.
+   combiner it publishes first scores window *W + 1*. With fewer than ``min_rows`` scored rows
+   (the first windows after the long adapter's bootstrap, whose windows were never scored) the
+   candidate is rates-only (:func:`fit_rates_only`) on :meth:`.oos_rows.EarlierRows.rates`:
+   the stored samples' leak-free rate features, LLM columns dropped.
 2. **Guard** on window *W*'s rows, which neither the candidate nor the serving combination saw:
-   the candidate replaces what serves (the previous combiner, or the α ensemble before the
-   first) unless its AUC there is worse by more than ``margin``
-   (:func:`decide_combiner`); otherwise the previous combiner keeps serving.
+   the candidate replaces what serves (the previous combiner — before the first short
+   version's, the long version's rates-only one — or the α ensemble) unless its AUC there is
+   worse by more than ``margin`` (:func:`decide_combiner`); otherwise the previous one serves.
 3. The choice travels in the new short version's metrics (``hybrid``, plus ``hybrid_fit``:
    which windows and rows it was fitted on and the guard's AUCs), so the serving set carries it.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,15 +32,21 @@ from lsat.adapters.lifecycle.hybrid_features import (
     RATE_FEATURES,
     hybrid_columns,
 )
-from lsat.adapters.lifecycle.publication import HYBRID_METRIC
-from lsat.adapters.model.hybrid import HybridCombiner, HybridError, fit_hybrid
+from lsat.adapters.lifecycle.publication import HYBRID_METRIC, serving_hybrid
+from lsat.adapters.model.hybrid import HybridCombiner, HybridError, fit_combiner, fit_hybrid
 from lsat.adapters.trainer.guard import metric_or_none
 from lsat.adapters.trainer.helpers import ServingNow
 from lsat.adapters.trainer.oos_rows import EarlierRows, Rows
 from lsat.core.evaluation import auc
 from lsat.data.types import Sample
 
-__all__ = ["HYBRID_FIT_METRIC", "CombinerChoice", "CombinerFitter", "decide_combiner"]
+__all__ = [
+    "HYBRID_FIT_METRIC",
+    "CombinerChoice",
+    "CombinerFitter",
+    "decide_combiner",
+    "fit_rates_only",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +98,11 @@ class CombinerFitter:
         with ``probs`` by what served, whose served score got ``served_auc``), pick."""
         previous = None if now.serving is None else now.serving.hybrid
         kept = self._kept(previous, now)
-        rows = self.fit_rows(window_id)
         check = hybrid_columns(samples, probs)
-        base = [f for f in RATE_FEATURES if f in rows.columns and f in check]
-        extra = [f for f in LLM_FEATURES if f in rows.columns and f in check]
-        if len(rows) < self.min_rows or not (base or extra):
-            why = f"{len(rows)} out-of-sample rows before window {window_id} (need {self.min_rows})"
-            return self._keep(kept, why)
-        try:
-            candidate = fit_hybrid(rows.columns, rows.labels, base=base, extra=extra)
-        except HybridError as exc:
-            return self._keep(kept, f"no combiner fitted: {exc}")
+        fitted = self._candidate(window_id, check)
+        if isinstance(fitted, str):
+            return self._keep(kept, fitted)
+        candidate, rows = fitted
         labels = np.array([s.label for s in samples])
         new_auc = metric_or_none(auc, labels, candidate.predict_proba(check))
         windows = sorted(set(rows.windows), key=lambda w: (len(w), w))
@@ -127,12 +130,41 @@ class CombinerFitter:
         metrics = {HYBRID_METRIC: candidate.to_dict(), HYBRID_FIT_METRIC: fit}
         return CombinerChoice(candidate, reason, metrics)
 
+    def _candidate(
+        self, window_id: int, check: Mapping[str, np.ndarray]
+    ) -> tuple[HybridCombiner, Rows] | str:
+        """The candidate and its fitting rows, or why there is none: the rates + LLM fit on
+        the scored rows before the window; with fewer than ``min_rows`` of them, a rates-only
+        fit on :meth:`EarlierRows.rates` (scored windows plus the stored samples of windows
+        never scored, e.g. the long adapter's bootstrap windows)."""
+        rows = self.fit_rows(window_id)
+        base = [f for f in RATE_FEATURES if f in rows.columns and f in check]
+        extra = [f for f in LLM_FEATURES if f in rows.columns and f in check]
+        if len(rows) >= self.min_rows and (base or extra):
+            try:
+                return fit_hybrid(rows.columns, rows.labels, base=base, extra=extra), rows
+            except HybridError as exc:
+                return f"no combiner fitted: {exc}"
+        why = f"{len(rows)} out-of-sample rows before window {window_id} (need {self.min_rows})"
+        rates = self.rows.rates(window_id)
+        rates = Rows(  # the rate columns only; the window's samples must have them too
+            {f: rates.columns[f] for f in RATE_FEATURES if f in rates.columns and f in check},
+            rates.labels,
+            rates.event_ids,
+            rates.windows,
+        )
+        combiner = fit_rates_only(rates, self.min_rows)
+        if isinstance(combiner, str):
+            return f"{why}; {combiner}"
+        return replace(combiner, note=f"{combiner.note} ({why})"), rates
+
     @staticmethod
     def _kept(previous: HybridCombiner | None, now: ServingNow) -> CombinerChoice | None:
         if previous is None:
             return None
         metrics: dict[str, Any] = {HYBRID_METRIC: previous.to_dict()}
-        fit = None if now.short is None else now.short.metrics.get(HYBRID_FIT_METRIC)
+        _, source = serving_hybrid(now.short, now.long)
+        fit = None if source is None else source.metrics.get(HYBRID_FIT_METRIC)
         if isinstance(fit, dict):
             metrics[HYBRID_FIT_METRIC] = fit
         return CombinerChoice(previous, "", metrics)
@@ -143,6 +175,33 @@ class CombinerFitter:
         if kept is None:
             return CombinerChoice(None, f"no combiner: {why}")
         return CombinerChoice(kept.combiner, f"previous combiner kept: {why}", kept.metrics)
+
+
+def fit_rates_only(rows: Rows, min_rows: int, where: str = "") -> HybridCombiner | str:
+    """A combiner over the :data:`RATE_FEATURES` ``rows`` carry (no LLM column: rows of windows
+    no adapter scored have none), or why there is none (too few rows, one class only). Its
+    ``note`` says it is rates only and how many rows of what (``where``; default the windows).
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=200)
+    >>> y = (x + rng.normal(size=200) > 0).astype(int)
+    >>> rows = Rows({"logit_item_rate": x}, y, [str(k) for k in range(200)], ["1"] * 200)
+    >>> fit_rates_only(rows, 100).note
+    'rates only: 200 rows of windows 1..1'
+    >>> fit_rates_only(rows.take(x > 5), 100)
+    '0 rows with rate features (need 100)'
+    """
+    names = [f for f in RATE_FEATURES if f in rows.columns]
+    if len(rows) < min_rows or not names:
+        return f"{len(rows)} rows with rate features (need {min_rows})"
+    try:
+        combiner = fit_combiner(rows.columns, rows.labels, names)
+    except HybridError as exc:
+        return f"no rates-only combiner: {exc}"
+    if not where:
+        windows = sorted(set(rows.windows), key=lambda w: (len(w), w))
+        where = f"windows {windows[0]}..{windows[-1]}"
+    return replace(combiner, note=f"rates only: {len(rows)} rows of {where}")
 
 
 def _shown(value: float | None) -> str:

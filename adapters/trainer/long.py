@@ -9,19 +9,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from lsat.adapters.lifecycle.artifacts import load_adapter
-from lsat.adapters.lifecycle.publication import SERVING_ALIASES
+from lsat.adapters.lifecycle.hybrid_features import rate_columns
+from lsat.adapters.lifecycle.publication import HYBRID_METRIC, SERVING_ALIASES
 from lsat.adapters.lifecycle.registry import AdapterVersion, RegistryStore
 from lsat.adapters.trainer.child import train_in_child
+from lsat.adapters.trainer.combiner import HYBRID_FIT_METRIC, fit_rates_only
 from lsat.adapters.trainer.helpers import ACTOR, TrainFn, child_job, split_window
+from lsat.adapters.trainer.oos_rows import Rows
 from lsat.adapters.trainer.options import QualityOptions
 from lsat.adapters.trainer.pool import TitleCache
 from lsat.core.settings import Settings
 from lsat.data.types import Sample
 from lsat.stream.store import SampleStore
 
-__all__ = ["LongRefresher", "bootstrap_long", "long_refresh_due"]
+__all__ = ["LongRefresher", "bootstrap_long", "long_refresh_due", "rates_only_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +63,9 @@ def bootstrap_long(
     options: QualityOptions | None = None,
 ) -> AdapterVersion:
     """Train a long adapter on ``samples`` (or the store's ``window_ids``; default the first
-    ``long_bootstrap_windows`` closed ones) with the options' prompt, register it and promote
-    it to ``serving-long``."""
+    ``long_bootstrap_windows`` closed ones) with the options' prompt, register it with a
+    rates-only combiner fitted on the same samples (:func:`rates_only_metrics`) and promote it
+    to ``serving-long``."""
     if samples is None:
         if store is None:
             raise ValueError("bootstrap_long needs samples, or a store (with optional window_ids)")
@@ -74,6 +81,7 @@ def bootstrap_long(
     train, validation = split_window(samples, settings.trainer.validation_fraction)
     label = "data" if window_ids is None else f"{min(window_ids)}-{max(window_ids)}"
     metadata = {"windows": list(window_ids or [])}
+    hybrid = rates_only_metrics(samples, window_ids, options or QualityOptions())
     job = child_job(settings, "long", train, validation, titles, label, metadata, options)
     result = train_fn(job)
     # refuses a corrupt, non-finite or swapped folder before registering
@@ -84,7 +92,7 @@ def bootstrap_long(
         sha256=result.sha256,
         window_id=list(window_ids) if window_ids else None,
         trigger="bootstrap" if reason == "bootstrap" else "refresh",
-        metrics={**result.metrics, "samples": len(samples)},
+        metrics={**result.metrics, "samples": len(samples), **hybrid},
     )
     registry.set_alias(
         SERVING_ALIASES["long"],
@@ -95,6 +103,30 @@ def bootstrap_long(
     )
     log.info("long adapter %s serving (%d samples)", version.key, len(samples))
     return version
+
+
+def rates_only_metrics(
+    samples: Sequence[Sample], window_ids: Sequence[int] | None, options: QualityOptions
+) -> dict[str, Any]:
+    """The long version's ``hybrid`` / ``hybrid_fit`` metrics: a rates-only combiner fitted on
+    the samples it trains on (their stored rate features are as of just before each event, so
+    the combiner scores later windows out of sample). It serves until a short version brings
+    its own. ``{}`` when there is none (too few samples, one class): the α ensemble serves."""
+    windows = sorted(int(w) for w in window_ids) if window_ids else []
+    n = len(samples)
+    where = f"windows {windows[0]}..{windows[-1]}" if windows else "the long adapter's samples"
+    rows = Rows(
+        rate_columns(samples),
+        np.array([s.label for s in samples], dtype=int),
+        [s.event_id for s in samples],
+        [where] * n,
+    )
+    combiner = fit_rates_only(rows, options.combiner_min_rows, where)
+    if isinstance(combiner, str):
+        log.info("no rates-only combiner with the long adapter: %s", combiner)
+        return {}
+    fit = {"windows": [str(w) for w in windows], "rows": n, "note": combiner.note}
+    return {HYBRID_METRIC: combiner.to_dict(), HYBRID_FIT_METRIC: fit}
 
 
 class LongRefresher:

@@ -3,13 +3,15 @@ only; the guard compares a candidate with what serves on the window neither has 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from lsat.adapters.lifecycle.hybrid_features import hybrid_columns
+from lsat.adapters.lifecycle.hybrid_features import RATE_FEATURES, hybrid_columns
 from lsat.adapters.lifecycle.publication import AdapterRef, ServingSet
 from lsat.adapters.lifecycle.registry import RegistryStore, open_registry
-from lsat.adapters.model.hybrid import HybridCombiner, fit_hybrid
+from lsat.adapters.model.hybrid import HybridCombiner, fit_combiner, fit_hybrid
 from lsat.adapters.trainer.baselines import RateBaselines, ServedHybrid
 from lsat.adapters.trainer.combiner import HYBRID_FIT_METRIC, CombinerFitter
 from lsat.adapters.trainer.helpers import ServingNow
@@ -17,7 +19,8 @@ from lsat.adapters.trainer.metrics import TrainerMetrics
 from lsat.adapters.trainer.oos_rows import EarlierRows, WindowRowsLog
 from lsat.adapters.trainer.window_evaluation import Scored, WindowEvaluator
 from lsat.core.evaluation import auc
-from lsat.data.types import CollaborativeFeatures, Sample
+from lsat.data.types import CollaborativeFeatures, Interaction, Sample
+from lsat.stream.store import IngestItem, SampleStore
 
 NOTHING = ServingNow(None, None, None)
 N = 200
@@ -164,3 +167,72 @@ def test_without_collaborative_counts_the_baseline_is_the_history_rate(
     out = RateBaselines(EarlierRows(registry))(1, samples, NOTHING, {})
     assert set(out) == {"history_rate", "baseline"}
     assert np.allclose(out["baseline"].probs, [0.75 if k % 2 else 0.25 for k in range(20)])
+
+
+def store_windows(url: str, windows: dict[int, int]) -> SampleStore:
+    """A sample store holding ``window(w, seed=w)``'s samples in each closed window ``w`` (the
+    rows a long adapter's bootstrap trained on: stored with rate features, never scored)."""
+    store = SampleStore(url)
+    for w, seed in windows.items():
+        samples, _ = window(w, seed)
+        items = [
+            IngestItem(Interaction(s.user_id, s.item_id, w * N + k, s.label, event_id=s.event_id),
+                       replace(s, timestamp=w * N + k), window_id=w)
+            for k, s in enumerate(samples)
+        ]  # fmt: skip
+        store.ingest_many(items)
+        store.close_window(w, "full")
+    return store
+
+
+def test_too_few_scored_rows_fit_a_rates_only_combiner_on_stored_windows(
+    registry: RegistryStore, sqlite_url: str
+) -> None:
+    """Windows 1-2 (the long bootstrap's) were never scored; window 3 was, on 50 rows (fewer
+    than min_rows). Window 4's candidate is fitted on the rates of 1, 2 and 3 (the scored rows'
+    LLM columns dropped), never on window 4's own samples."""
+    store = store_windows(sqlite_url, {1: 1, 2: 2})
+    samples3, probs3 = window(3, seed=3)
+    log = WindowRowsLog(registry)
+    log.record(3, samples3[:50], {k: v[:50] for k, v in probs3.items()}, {})
+    fitter = CombinerFitter(EarlierRows(registry, store), margin=0.01, min_rows=100)
+    assert len(fitter.fit_rows(4)) == 50
+    samples, probs = window(4, seed=4)
+    choice = fitter.choose(4, samples, probs, NOTHING, served_auc=0.5)
+    assert choice.combiner is not None, choice.reason
+    assert set(choice.combiner.features) <= set(RATE_FEATURES)
+    assert "logit_item_rate" in choice.combiner.features
+    assert choice.combiner.note.startswith("rates only: 450 rows of windows 1..3")
+    fit = choice.metrics[HYBRID_FIT_METRIC]
+    assert fit["windows"] == ["1", "2", "3"] and fit["rows"] == 2 * N + 50
+    assert fit["checked_on"] == "4"
+    # exactly the rate stack of those rows: no sample of window 4 in the fit
+    rows = EarlierRows(registry, store).rates(4)
+    assert set(rows.event_ids).isdisjoint(s.event_id for s in samples)
+    again = fit_combiner(rows.columns, rows.labels, list(choice.combiner.features))
+    assert again.weights == choice.combiner.weights
+    # the same window with enough scored rows fits on them (rates + LLM) instead
+    log.record(2, *window(2, seed=2), {})
+    assert fitter.choose(4, samples, probs, NOTHING, 0.5).metrics[HYBRID_FIT_METRIC]["rows"] == 250
+    store.close()
+
+
+def test_a_combiner_kept_from_the_long_version_keeps_its_fit_record(
+    registry: RegistryStore,
+) -> None:
+    """Before the first short version, the serving combiner is the long version's; a window
+    whose candidate is refused carries it on with the long version's ``hybrid_fit``."""
+    for w in (1, 2, 3):
+        record(registry, w, seed=w)
+    previous = HybridCombiner(("logit_item_rate",), (1.0,), 0.0, (0.0,), (1.0,), 1.0, "long's")
+    fit = {"windows": ["1"], "rows": 200, "note": "long's"}
+    long = registry.register(
+        "long", path="/l", sha256="a" * 64,
+        metrics={"hybrid": previous.to_dict(), HYBRID_FIT_METRIC: fit},
+    )  # fmt: skip
+    serving = ServingSet(AdapterRef.of(long), None, None, 1.0, None, None, 1.0, hybrid=previous)
+    samples, probs = window(4, seed=4)
+    kept = CombinerFitter(EarlierRows(registry), margin=0.01).choose(
+        4, samples, probs, ServingNow(long, None, serving), served_auc=0.99
+    )
+    assert kept.combiner == previous and kept.metrics[HYBRID_FIT_METRIC] == fit

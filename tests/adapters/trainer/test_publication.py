@@ -11,6 +11,7 @@ from lsat.adapters.lifecycle.publication import (
     PublicationError,
     ServingSet,
     current_serving_set,
+    serving_hybrid,
 )
 from lsat.adapters.lifecycle.registry import open_registry
 from lsat.adapters.model.hybrid import HybridCombiner
@@ -112,3 +113,37 @@ def test_current_serving_set_follows_the_aliases(
         assert (both.alpha, both.merge_weight) == (0.4, 0.7)
         assert both.keys == {"long": 1, "short": 1, "merged": 1}
         assert both.merged == AdapterRef("merged", 1, "/a/m1", "c" * 64)
+
+
+def test_a_short_without_a_combiner_serves_the_long_version_s(tmp_path: object) -> None:
+    """Until a short version brings a combiner, the long version's (its bootstrap's rates-only
+    one) serves; a short version's own combiner wins; a malformed one is skipped."""
+    rates = HybridCombiner(("logit_item_rate",), (1.0,), 0.0, (0.0,), (1.0,), 1.0, "rates only")
+    with open_registry(f"sqlite:///{tmp_path}/r.db") as registry:
+        long = registry.register(
+            "long", path="/a/l1", sha256="a" * 64, metrics={"hybrid": rates.to_dict()}
+        )
+        registry.set_alias("serving-long", "long", long.version, reason="t", actor="test")
+        alone = current_serving_set(registry)
+        assert alone is not None and alone.short is None and alone.hybrid == rates
+        bare = registry.register("short", path="/a/s1", sha256="b" * 64, window_id=3)
+        registry.set_alias("serving-short", "short", bare.version, reason="t", actor="test")
+        assert serving_hybrid(bare, long) == (rates, long)
+        served = current_serving_set(registry)
+        assert served is not None and served.hybrid == rates
+        broken = registry.register(
+            "short", path="/a/s2", sha256="c" * 64, window_id=4, metrics={"hybrid": {"kind": 1}}
+        )
+        assert serving_hybrid(broken, long) == (rates, long)
+        own = registry.register(
+            "short",
+            path="/a/s3",
+            sha256="d" * 64,
+            window_id=5,
+            metrics={"hybrid": HYBRID.to_dict()},
+        )
+        registry.set_alias("serving-short", "short", own.version, reason="t", actor="test")
+        assert serving_hybrid(own, long) == (HYBRID, own)
+        served = current_serving_set(registry)
+        assert served is not None and served.hybrid == HYBRID
+        assert serving_hybrid(None, None) == (None, None)

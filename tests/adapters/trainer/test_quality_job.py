@@ -1,7 +1,9 @@
 """Retrain jobs with the quality options on the tiny Llama and a real registry and store: the
-hybrid combiner is fitted on earlier windows' out-of-sample rows (kept across a trainer
-restart), travels in the serving set, is scored on the next window next to the baselines; the
-short adapter can start from the long one; every adapter records the prompt it learned."""
+long adapter's bootstrap brings a rates-only combiner (fitted on its windows' samples only) that
+serves the first retrained window; later combiners are fitted on earlier windows' out-of-sample
+rows (kept across a trainer restart), travel in the serving set, are scored on the next window
+next to the baselines; the short adapter can start from the long one; every adapter records the
+prompt it learned."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from pathlib import Path
 from trainer_helpers import fill_windows, trainer_settings
 
 from lsat.adapters.lifecycle.artifacts import load_adapter
-from lsat.adapters.lifecycle.publication import ServingSet
+from lsat.adapters.lifecycle.hybrid_features import RATE_FEATURES, rate_columns
+from lsat.adapters.lifecycle.publication import HYBRID_METRIC, ServingSet
 from lsat.adapters.lifecycle.registry import open_registry
+from lsat.adapters.model.hybrid import HybridCombiner, fit_combiner
 from lsat.adapters.trainer import bootstrap_long, build_retrainer
 from lsat.adapters.trainer.child import run_job
 from lsat.adapters.trainer.combiner import HYBRID_FIT_METRIC
@@ -43,17 +47,36 @@ def test_hybrid_is_fitted_out_of_sample_served_and_scored(tmp_path: Path, sqlite
         # the first long_bootstrap_windows closed windows: window 1
         long = bootstrap_long(settings, registry, store=store, train_fn=run_job, options=OPTIONS)
         assert [str(w) for w in long.window_ids] == ["1"]
+        # with it, a rates-only combiner fitted on the bootstrap window's samples alone
+        rates = HybridCombiner.from_dict(long.metrics[HYBRID_METRIC])
+        assert set(rates.features) == set(RATE_FEATURES), rates
+        assert long.metrics[HYBRID_FIT_METRIC] == {"windows": ["1"], "rows": 40, "note": rates.note}
+        own = store.window_samples(1)
+        columns = rate_columns(own)
+        refit = fit_combiner(columns, [s.label for s in own], list(rates.features))
+        assert refit.weights == rates.weights and refit.intercept == rates.intercept
+        leaky = [*own, *store.window_samples(2)]  # what a fit that saw window 2 would give
+        other = fit_combiner(rate_columns(leaky), [s.label for s in leaky], list(rates.features))
+        assert other.weights != rates.weights
         first = build_retrainer(
             settings, registry, store, publish=published.append, train_fn=run_job, options=OPTIONS
         )
-        two = first.handle(_request(2))  # no earlier scored rows: no combiner yet
-        assert two.outcome == "promoted" and published[-1].hybrid is None
-        assert {"served", "long", "baseline"} <= set(two.window_metrics)  # no short yet
+        two = first.handle(_request(2))  # no scored rows yet: served by the long's combiner
+        assert two.outcome == "promoted"
+        assert {"served", "long", "baseline", "hybrid"} <= set(two.window_metrics)  # no short yet
+        assert two.window_metrics["served"] == two.window_metrics["hybrid"]  # not the α ensemble
+        expected = rates.predict_proba(rate_columns(store.window_samples(2)))
+        stored = registry.window_scores()[-1].columns["p_served"]
+        assert stored == [round(float(p), 6) for p in expected]
         # the rate stack of window 2 is fitted on the bootstrap window's stored samples
         assert two.window_metrics["baseline"] == two.window_metrics["rate_stack"]
+        # too few scored rows before window 2: the new combiner is rates-only on window 1
+        assert published[-1].hybrid is not None and published[-1].hybrid.note.startswith(
+            "rates only: 40 rows of windows 1..1"
+        )
         three = first.handle(_request(3))  # fitted on window 2's rows, checked on window 3's
         assert three.outcome == "promoted" and published[-1].hybrid is not None
-        assert "hybrid" not in three.window_metrics  # the combiner first scores window 4
+        assert three.window_metrics["served"] == three.window_metrics["hybrid"]
         metrics = TrainerMetrics()
         restarted = build_retrainer(  # a new trainer process: the rows come from the registry
             settings, registry, store, publish=published.append, train_fn=run_job,
@@ -75,6 +98,7 @@ def test_hybrid_is_fitted_out_of_sample_served_and_scored(tmp_path: Path, sqlite
             assert max(fitted_on) < int(window), (window, fit)  # never the window it trained on
             for w in fitted_on:
                 assert own.isdisjoint(s.event_id for s in store.window_samples(w))
+        assert shorts[2].metrics[HYBRID_FIT_METRIC]["windows"] == ["1"]
         assert shorts[3].metrics[HYBRID_FIT_METRIC]["windows"] == ["2"]
         assert [s.window_id for s in registry.window_scores()] == ["2", "3", "4"]
         assert ServingSet.from_json(published[-1].to_json()) == published[-1]
