@@ -3,7 +3,9 @@
 Callers :meth:`MicroBatcher.submit` a job and block until its result. The worker takes the
 first waiting job, waits at most ``window_ms`` for more (none when the queue already holds
 some), and hands up to ``max_batch_items`` items' worth of jobs to ``run_batch`` in one call;
-jobs that arrive while a batch runs are taken together by the next one. The queue is bounded:
+jobs that arrive while a batch runs are taken together by the next one; ``after_batch`` runs on
+the worker once a batch's results are delivered (housekeeping off the requests' path). The queue
+is bounded:
 a full queue raises :class:`~lsat.adapters.serving.state.Overloaded` at once (HTTP 503), and a
 job still waiting after ``timeout_s`` is withdrawn and raises it too. When a batch fails, its
 jobs are retried one by one, so one bad request cannot fail the others.
@@ -62,6 +64,7 @@ class MicroBatcher(Generic[J, R]):
         timeout_s: float | None = 60.0,
         retry_after_s: float = 1.0,
         size_of: Callable[[J], int] | None = None,
+        after_batch: Callable[[], object] | None = None,
         name: str = "scorer-batcher",
     ) -> None:
         if window_ms < 0:
@@ -78,6 +81,7 @@ class MicroBatcher(Generic[J, R]):
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         self.size_of = size_of or (lambda _job: 1)
+        self.after_batch = after_batch
         self.batches = 0
         """Batches run so far (a batch of several jobs shares one ``run_batch`` call)."""
         self.jobs = 0
@@ -175,6 +179,11 @@ class MicroBatcher(Generic[J, R]):
             if live:
                 self._run(live)
             self.running = 0
+            if live and self.after_batch is not None:
+                try:
+                    self.after_batch()
+                except Exception as exc:  # housekeeping never stops the worker
+                    log.warning("after_batch failed: %s", exc)
         # drain anything queued after the stop marker: answer it instead of leaving it hanging
         while True:
             try:

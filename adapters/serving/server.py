@@ -27,6 +27,7 @@ from lsat.adapters.serving.admin import AdminActions
 from lsat.adapters.serving.admission import Admission
 from lsat.adapters.serving.app import ROUTES, AppParts, build_app
 from lsat.adapters.serving.guard import RequestGuard, ServerLimits
+from lsat.adapters.serving.memory import malloc_trim
 from lsat.adapters.serving.metrics import ServingMetrics
 from lsat.adapters.serving.protocol import timed_h11_protocol
 from lsat.adapters.serving.service import HistorySource, ScoringService
@@ -110,6 +111,7 @@ class Scorer:
             self.consumer = VersionsConsumer(self.settings.kafka, self.swapper.apply).start()
             self.metrics.consumer_up.set_function(lambda: float(self._consumer_alive()))
         self.load_from_registry()
+        malloc_trim()  # what loading the base model and the adapters freed goes back to the OS
         limits = self.limits
         self.admission = Admission(
             limits.max_concurrency,

@@ -40,6 +40,7 @@ from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.model.scoring import model_device
 from lsat.adapters.serving.api import BadRequest
 from lsat.adapters.serving.batcher import MicroBatcher
+from lsat.adapters.serving.memory import MemoryTrimmer
 from lsat.adapters.serving.state import LoadedSet, ServingState
 from lsat.core.kinds import ADAPTER_KINDS
 from lsat.data.types import HISTORY_LENGTH, CollaborativeFeatures, Sample
@@ -144,6 +145,8 @@ class ScoringService:
     bound on waiting requests (beyond: :class:`Overloaded`), items per forward, and longest wait.
     ``recommend_candidates``: how many default candidates ``recommend`` ranks when given none;
     ``candidate_source`` defaults to ``history_source`` when it can provide them.
+    ``trim_interval_s``: after a batch's answers are out, freed native memory goes back to the OS,
+    at most this often (:mod:`~lsat.adapters.serving.memory`; ``None``: never).
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class ScoringService:
         queue_timeout_s: float | None = 60.0,
         recommend_candidates: int = 100,
         candidate_source: CandidateSource | None = None,
+        trim_interval_s: float | None = 1.0,
     ) -> None:
         if recommend_candidates < 1:
             raise ValueError(f"recommend_candidates must be >= 1, got {recommend_candidates}")
@@ -179,6 +183,7 @@ class ScoringService:
         self._titles_at = 0.0
         self._titles = dict(recommender.titles)
         recommender.titles = self._titles
+        self.trimmer = MemoryTrimmer(trim_interval_s)
         self.batcher: MicroBatcher[_Job, dict[str, np.ndarray]] = MicroBatcher(
             self._run_batch,
             window_ms=batch_window_ms,
@@ -186,6 +191,7 @@ class ScoringService:
             max_batch_items=max_batch_items,
             timeout_s=queue_timeout_s,
             size_of=lambda job: len(job.samples),
+            after_batch=self.trimmer.maybe_trim,
         )
 
     def close(self) -> None:

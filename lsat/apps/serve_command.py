@@ -47,8 +47,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from lsat.adapters.model.base_model import load_base_model
     from lsat.adapters.model.recommender import LoraRecommender
     from lsat.adapters.serving import Scorer, StoreHistory
+    from lsat.adapters.serving.memory import limit_primitive_cache
     from lsat.apps.stream_commands import resolve_kafka
 
+    limit_primitive_cache()  # before the first bf16 matmul
     settings = resolve_kafka(settings)
     port = settings.scorer.port if args.port is None else args.port
     limits = _limits(args, settings)
