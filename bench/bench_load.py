@@ -310,9 +310,10 @@ def start_scorer(
         if getattr(args, flag) is not None:
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     log = (work / "serve.log").open("wb")
-    child = subprocess.Popen(
-        command, env={**os.environ, **to_env(settings)}, stdout=log, stderr=subprocess.STDOUT
-    )
+    env = {**os.environ, **to_env(settings)}
+    if args.memory_trim_s is not None:
+        env["LSAT_SCORER_MEMORY_TRIM_S"] = str(args.memory_trim_s)
+    child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
     while True:
         if child.poll() is not None or time.monotonic() > deadline:
@@ -380,11 +381,12 @@ def report(
     model = "SmolLM2-135M" if args.smollm2 else "tiny random Llama (hidden 128, 4 layers)"
     return f"""# Load test of `lsat serve` ({model}, CPU, {os.cpu_count()} cores{", quick" if args.quick else ""})
 
-`python bench/bench_load.py{" --quick" if args.quick else ""}{" --smollm2" if args.smollm2 else ""}`: `POST /score` with {args.items} items per request
+`python bench/bench_load.py{" --quick" if args.quick else ""}{" --smollm2" if args.smollm2 else ""}{f" --duration {args.duration:g}" if args.duration != 60.0 and not args.quick else ""}{f" --memory-trim-s {args.memory_trim_s:g}" if args.memory_trim_s is not None else ""}`: `POST /score` with {args.items} items per request
 (every answer checked for one version throughout; the versions' p_short differ by ≥ {separation:.3f}
 summed over a request's items), keep-alive
 clients, `lsat serve` as a child process with its default limits
-(concurrency {args.max_concurrency or 8}, queue {args.max_queue if args.max_queue is not None else 32}).
+(concurrency {args.max_concurrency or 8}, queue {args.max_queue if args.max_queue is not None else 32}),
+freed memory handed back to the OS {"every " + format(args.memory_trim_s if args.memory_trim_s is not None else 1.0, "g") + " s at most" if (args.memory_trim_s is None or args.memory_trim_s > 0) else "never (LSAT_SCORER_MEMORY_TRIM_S=0)"}.
 
 {chr(10).join(lines)}
 
@@ -416,6 +418,12 @@ def main() -> int:
     parser.add_argument("--payloads", type=int, default=4)
     parser.add_argument("--max-concurrency", type=int)
     parser.add_argument("--max-queue", type=int)
+    parser.add_argument(
+        "--memory-trim-s",
+        type=float,
+        help="the scorer's LSAT_SCORER_MEMORY_TRIM_S (default: the setting's; 0: never trim; "
+        "results then go to a file named ..._trim0)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration = min(args.duration, 10.0)
@@ -478,6 +486,8 @@ def main() -> int:
     out = RESULTS / ("load_quick.md" if args.quick else "load.md")
     if args.smollm2:
         out = out.with_name(out.stem + "_smollm2.md")
+    if args.memory_trim_s is not None:
+        out = out.with_name(f"{out.stem}_trim{args.memory_trim_s:g}.md")
     out.write_text(text)
     print(text)
     one, many, swapping = rows

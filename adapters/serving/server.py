@@ -67,7 +67,14 @@ class Scorer:
         self.swapper = AdapterSwapper(
             recommender, self.state, self.model_lock, self.metrics, artifacts
         )
-        self.service = ScoringService(recommender, self.state, self.model_lock, history_source)
+        trim_s = settings.scorer.memory_trim_s
+        self.service = ScoringService(
+            recommender,
+            self.state,
+            self.model_lock,
+            history_source,
+            trim_interval_s=trim_s if trim_s > 0 else None,
+        )
         self.history_source = history_source
         self.host = host or settings.bind_host
         self.port = port

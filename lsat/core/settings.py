@@ -169,7 +169,8 @@ class ScorerSettings:
     ``keep_alive_s``: idle kept-alive connection. ``max_concurrency`` scoring calls run at once,
     ``max_queue`` more wait (503 + ``Retry-After: retry_after_s`` beyond). ``max_candidates``:
     items per ``/score`` or ``/recommend`` (413 beyond). ``shutdown_timeout_s``: how long running
-    requests may finish on stop.
+    requests may finish on stop. ``memory_trim_s``: at most this often, freed native memory goes
+    back to the OS after a batch (0: never; see :mod:`lsat.adapters.serving.memory`).
     """
 
     ENV_PREFIX: ClassVar[str] = "LSAT_SCORER_"
@@ -182,6 +183,7 @@ class ScorerSettings:
     max_candidates: Count = 1000
     retry_after_s: Seconds = 1.0
     shutdown_timeout_s: Seconds = 10.0
+    memory_trim_s: Annotated[float, Field(ge=0)] = 1.0
 
 
 @dataclass(frozen=True, config=_CONFIG)
