@@ -134,18 +134,32 @@ class CombinerFitter:
         self, window_id: int, check: Mapping[str, np.ndarray]
     ) -> tuple[HybridCombiner, Rows] | str:
         """The candidate and its fitting rows, or why there is none: the rates + LLM fit on
-        the scored rows before the window; with fewer than ``min_rows`` of them, a rates-only
-        fit on :meth:`EarlierRows.rates` (scored windows plus the stored samples of windows
-        never scored, e.g. the long adapter's bootstrap windows)."""
+        the scored rows before the window. A rates-only fit on :meth:`EarlierRows.rates`
+        (scored windows plus the stored samples of windows never scored, e.g. the long
+        adapter's bootstrap windows: the rate stack's rows) instead when there are fewer than
+        ``min_rows`` scored rows, or when the LLM logits did not raise the out-of-fold AUC
+        there (then the rates are better fitted on every row that has them)."""
         rows = self.fit_rows(window_id)
         base = [f for f in RATE_FEATURES if f in rows.columns and f in check]
         extra = [f for f in LLM_FEATURES if f in rows.columns and f in check]
         if len(rows) >= self.min_rows and (base or extra):
             try:
-                return fit_hybrid(rows.columns, rows.labels, base=base, extra=extra), rows
+                hybrid = fit_hybrid(rows.columns, rows.labels, base=base, extra=extra)
             except HybridError as exc:
                 return f"no combiner fitted: {exc}"
+            if not base or not set(hybrid.features) <= set(RATE_FEATURES):
+                return hybrid, rows
+            why = f"{len(rows)} scored rows, {hybrid.note}"
+            more = self._rates_only(window_id, check, why)
+            if isinstance(more, str) or len(more[1]) <= len(rows):
+                return hybrid, rows
+            return more
         why = f"{len(rows)} out-of-sample rows before window {window_id} (need {self.min_rows})"
+        return self._rates_only(window_id, check, why)
+
+    def _rates_only(
+        self, window_id: int, check: Mapping[str, np.ndarray], why: str
+    ) -> tuple[HybridCombiner, Rows] | str:
         rates = self.rows.rates(window_id)
         rates = Rows(  # the rate columns only; the window's samples must have them too
             {f: rates.columns[f] for f in RATE_FEATURES if f in rates.columns and f in check},

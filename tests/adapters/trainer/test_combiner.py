@@ -211,9 +211,37 @@ def test_too_few_scored_rows_fit_a_rates_only_combiner_on_stored_windows(
     assert set(rows.event_ids).isdisjoint(s.event_id for s in samples)
     again = fit_combiner(rows.columns, rows.labels, list(choice.combiner.features))
     assert again.weights == choice.combiner.weights
-    # the same window with enough scored rows fits on them (rates + LLM) instead
-    log.record(2, *window(2, seed=2), {})
-    assert fitter.choose(4, samples, probs, NOTHING, 0.5).metrics[HYBRID_FIT_METRIC]["rows"] == 250
+    store.close()
+
+
+@pytest.mark.parametrize("llm", ["informative", "noise"])
+def test_with_enough_scored_rows_the_llm_decides_which_rows(
+    registry: RegistryStore, sqlite_url: str, llm: str
+) -> None:
+    """Scored windows 2-3 (250 rows) and window 1 stored only. LLM logits that raise the
+    out-of-fold AUC: the hybrid is fitted on the 250 scored rows. Noise logits: they are left
+    out and the rates are fitted on all 450 rows (the rate stack's rows)."""
+    store = store_windows(sqlite_url, {1: 1})
+    rng = np.random.default_rng(5)
+    for w, n in ((2, N), (3, 50)):
+        samples_w, probs_w = window(w, seed=w)
+        labels = np.array([s.label for s in samples_w])
+        signal = (labels - 0.5) * 6 if llm == "informative" else 0.0
+        p = 1 / (1 + np.exp(-(signal + rng.normal(size=N))))
+        probs_w = {**probs_w, "long": p, "short": p}
+        WindowRowsLog(registry).record(w, samples_w[:n], {k: v[:n] for k, v in probs_w.items()}, {})
+    fitter = CombinerFitter(EarlierRows(registry, store), margin=1.0, min_rows=100)
+    samples, probs = window(4, seed=4)
+    choice = fitter.choose(4, samples, probs, NOTHING, served_auc=0.5)
+    assert choice.combiner is not None, choice.reason
+    fit = choice.metrics[HYBRID_FIT_METRIC]
+    if llm == "informative":
+        assert "logit_long" in choice.combiner.features or "logit_short" in choice.combiner.features
+        assert fit["windows"] == ["2", "3"] and fit["rows"] == N + 50
+    else:
+        assert set(choice.combiner.features) <= set(RATE_FEATURES)
+        assert fit["windows"] == ["1", "2", "3"] and fit["rows"] == 2 * N + 50
+        assert "250 scored rows, rates only" in choice.combiner.note
     store.close()
 
 
