@@ -6,6 +6,8 @@ times (the ingest on a fresh store each time) and the best run counts, so a busy
 disturbs the number less; process CPU seconds are printed next to wall seconds. With
 ``--poison-every K`` every K-th message is replaced by binary junk (dead-lettered inside the
 batch: the fast path, no per-record fallback). Writes ``--output`` (bench/results/ingest.md).
+This is the pure pipeline in one process; end to end through real ``lsat worker`` processes on
+the broker (1 vs 2 workers, SQLite and PostgreSQL) is ``bench/bench_workers.py``.
 
     python bench/bench_ingest.py [--events 20000] [--batch 500] [--repeat 3] [--database-url URL]
 """

@@ -1,0 +1,81 @@
+"""``lsat worker`` with the store thread under cProfile, for ``bench_workers.py --profile``.
+
+    python bench/profiled_worker.py OUT.prof
+
+Runs the ordinary worker (``lsat.apps.cli worker``, configured by ``LSAT_*``); every thread whose
+name starts with ``lsat-store`` (the processor's one thread, where decode, pipeline and store
+commit run) gets its own wall-clock ``cProfile.Profile``. When the file ``OUT.prof.dump``
+appears, the stats collected so far are written to ``OUT.prof`` (marshal, readable by
+``pstats``), then ``OUT.prof.done`` is created: the benchmark asks for the dump once every
+event is stored and then kills the worker, so no graceful shutdown is needed.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import marshal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PROFILED_PREFIX = "lsat-store"
+_profiles: list[cProfile.Profile] = []
+_original_run = threading.Thread.run
+
+
+def _profiled_run(self: threading.Thread) -> None:
+    if not self.name.startswith(PROFILED_PREFIX):
+        _original_run(self)
+        return
+    profile = cProfile.Profile()
+    _profiles.append(profile)
+    profile.enable()
+    try:
+        _original_run(self)
+    finally:
+        profile.disable()
+
+
+def merged_stats() -> dict[Any, Any]:
+    """The stats of every profiled thread so far, merged (read without stopping them)."""
+    merged: dict[Any, Any] = {}
+    for profile in list(_profiles):
+        profile.snapshot_stats()  # reads getstats(); the thread keeps profiling
+        for func, (cc, nc, tt, ct, callers) in profile.stats.items():
+            if func in merged:
+                cc0, nc0, tt0, ct0, callers0 = merged[func]
+                both = dict(callers0)
+                for caller, value in callers.items():
+                    old = both.get(caller)
+                    both[caller] = (
+                        value
+                        if old is None
+                        else tuple(a + b for a, b in zip(old, value, strict=True))
+                    )
+                merged[func] = (cc0 + cc, nc0 + nc, tt0 + tt, ct0 + ct, both)
+            else:
+                merged[func] = (cc, nc, tt, ct, dict(callers))
+    return merged
+
+
+def _dump_when_asked(out: Path) -> None:
+    trigger, done = Path(f"{out}.dump"), Path(f"{out}.done")
+    while not trigger.exists():
+        time.sleep(0.1)
+    out.write_bytes(marshal.dumps(merged_stats()))
+    done.touch()
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    threading.Thread.run = _profiled_run  # type: ignore[method-assign]  # before any thread
+    threading.Thread(target=_dump_when_asked, args=(out,), daemon=True).start()
+    from lsat.apps.cli import main as cli
+
+    return cli(["worker"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

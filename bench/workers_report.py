@@ -1,0 +1,368 @@
+"""The pure parts of ``bench_workers.py``: one run's record, ``/proc`` and ``/metrics`` readers,
+the cProfile buckets, the Markdown table and the plot."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BUCKETS",
+    "Run",
+    "machine_load",
+    "parse_metrics",
+    "plot_rates",
+    "profile_buckets",
+    "read_profile",
+    "thread_cpu_s",
+    "write_report",
+]
+
+BUCKETS = ("decode", "pipeline", "store")
+"""How the processor thread's time inside ``handle_interactions`` is split (module doc of
+:func:`profile_buckets`)."""
+
+
+@dataclass
+class Run:
+    """One timed run: ``workers`` workers, one store, a fresh broker/topic/group."""
+
+    store: str
+    workers: int
+    round: int
+    events: int
+    seconds: float
+    produce_s: float
+    raw_s: float
+    stored: int
+    distinct: int
+    dead: int
+    samples: int
+    processing_s: float
+    """Wall seconds inside the processor, summed over workers (their metrics)."""
+    loop_cpu_s: float
+    """CPU seconds of the workers' event-loop threads (faust, aiokafka)."""
+    store_cpu_s: float
+    """CPU seconds of the workers' other threads (the processor's thread, mostly)."""
+    broker_cpu_s: float
+    profiled: bool = False
+    buckets: dict[str, Any] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def cpu_rate(self) -> float:
+        """Events per CPU second of the workers (both threads): less sensitive to other load
+        on the machine than events/s."""
+        return self.events / max(self.loop_cpu_s + self.store_cpu_s, 1e-9)
+
+    @property
+    def exactly_once(self) -> bool:
+        """Every event stored once or dead-lettered once."""
+        return self.stored == self.distinct and self.stored + self.dead == self.events
+
+    def line(self) -> str:
+        tag = " (cProfile)" if self.profiled else ""
+        return (
+            f"{self.store} x{self.workers}{tag}: {self.events:,} events in {self.seconds:.2f} s "
+            f"= {self.rate:,.0f}/s (produce {self.produce_s:.2f} s, in processor "
+            f"{self.processing_s:.2f} s, loop CPU {self.loop_cpu_s:.2f} s, processor-thread CPU "
+            f"{self.store_cpu_s:.2f} s, tansu CPU {self.broker_cpu_s:.2f} s, raw read "
+            f"{self.raw_s:.3f} s); stored {self.stored:,} + dead {self.dead} "
+            f"{'ok' if self.exactly_once else 'MISMATCH'}"
+        )
+
+
+def machine_load() -> str:
+    """The 1/5/15-minute load averages, as ``uptime`` prints them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """The unlabelled samples of a Prometheus text exposition, by name.
+
+    >>> parse_metrics("# HELP x y\\nlsat_a_total 3.0\\nlsat_b{k=\\"v\\"} 1\\nlsat_c_sum 0.5\\n")
+    {'lsat_a_total': 3.0, 'lsat_c_sum': 0.5}
+    """
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("#") or "{" in line or " " not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        found[name] = float(value)
+    return found
+
+
+def thread_cpu_s(pid: int) -> tuple[float, float]:
+    """(main thread, all other threads) CPU seconds of a live process, from ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if task.name == str(pid):
+            main += seconds
+        else:
+            other += seconds
+    return main, other
+
+
+# --- cProfile ------------------------------------------------------------------------------
+
+Func = tuple[str, int, str]
+
+
+def read_profile(path: Path) -> dict[Func, Any]:
+    """Stats written by ``profiled_worker.py`` (the ``pstats`` dict)."""
+    return marshal.loads(path.read_bytes())
+
+
+def _find(stats: dict[Func, Any], filename: str, name: str) -> Func | None:
+    for func in stats:
+        if func[2] == name and func[0].endswith(filename):
+            return func
+    return None
+
+
+def _bucket(func: Func) -> str:
+    filename, _, name = func
+    if name == "_parse" and filename.endswith("processor.py"):
+        return "decode"
+    store_files = ("window_keeper.py", "dlq.py", "catalogue.py", "contextlib.py")
+    if "/store/" in filename or "sqlalchemy" in filename or filename.endswith(store_files):
+        return "store"
+    return "pipeline"
+
+
+def _idle(func: Func) -> bool:
+    """The thread waiting for work (the executor's queue, locks)."""
+    return func[0].endswith("threading.py") or "_queue" in func[2] or "acquire" in func[2]
+
+
+def profile_buckets(stats: dict[Func, Any], top: int = 12) -> dict[str, Any]:
+    """Split the processor thread's time in ``handle_interactions`` (wall clock, cProfile):
+
+    * ``decode``: ``_parse`` (JSON → validated interaction), wherever called;
+    * ``store``: everything ``_interactions_once`` calls that talks to the database — the
+      transaction's begin/commit (``contextlib``), store reads and writes (``stream/store``,
+      SQLAlchemy), the window keeper's lock/read/save, dead-letter and category look-ups;
+    * ``pipeline``: the rest of ``handle_interactions`` (history, like counts, drift, window
+      step, building the rows, metrics), including ``_interactions_once``'s own loop.
+
+    Also the ``top`` functions by own time and the seconds outside ``handle_interactions``.
+    """
+    handle = _find(stats, "processor.py", "handle_interactions")
+    once = _find(stats, "processor.py", "_interactions_once")
+    if handle is None or once is None:
+        return {"total": 0.0, **dict.fromkeys(BUCKETS, 0.0), "top": []}
+    total = stats[handle][3]
+    parse = _find(stats, "processor.py", "_parse")
+    decode = stats[parse][3] if parse is not None else 0.0
+    store = sum(
+        callers[once][3]
+        for func, (_, _, _, _, callers) in stats.items()
+        if once in callers and _bucket(func) == "store"
+    )
+    found = {"decode": decode, "pipeline": total - decode - store, "store": store}
+    busy = [kv for kv in stats.items() if not _idle(kv[0])]
+    ranked = sorted(busy, key=lambda kv: kv[1][2], reverse=True)[:top]
+    listing = [(f"{Path(f[0]).name}:{f[1]}({f[2]})", row[1], row[2], row[3]) for f, row in ranked]
+    return {"total": total, **found, "top": listing}
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def _groups(runs: Sequence[Run]) -> dict[tuple[str, int], list[Run]]:
+    groups: dict[tuple[str, int], list[Run]] = {}
+    for run in runs:
+        if not run.profiled:
+            groups.setdefault((run.store, run.workers), []).append(run)
+    return groups
+
+
+def summary_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per store × worker count: best and median seconds and events/s, ratios."""
+    groups = _groups(runs)
+    rows = []
+    for (store, workers), group in sorted(groups.items()):
+        secs = [r.seconds for r in group]
+        one = groups.get((store, 1), group)
+        raw = min(r.raw_s for r in runs if r.store == store)
+        n = group[0].events
+        best, median = n / min(secs), n / statistics.median(secs)
+        rows.append(
+            {
+                "store": store,
+                "workers": workers,
+                "runs": len(group),
+                "best_s": min(secs),
+                "median_s": statistics.median(secs),
+                "best_rate": best,
+                "median_rate": median,
+                "vs_one_best": best / (n / min(r.seconds for r in one)),
+                "vs_one_median": median / (n / statistics.median([r.seconds for r in one])),
+                "raw_rate": n / raw,
+                "vs_raw": best / (n / raw),
+                "produce_s": statistics.median(r.produce_s for r in group),
+                "cpu_rate": statistics.median(r.cpu_rate for r in group),
+                "exactly_once": all(r.exactly_once for r in group),
+                "samples": sorted({r.samples for r in group}),
+                "dead": sorted({r.dead for r in group}),
+            }
+        )
+    return rows
+
+
+def _time_rows(runs: Sequence[Run]) -> list[str]:
+    """Where the time goes in one worker: median run per store, profile shares applied."""
+    lines = []
+    for (store, workers), group in sorted(_groups(runs).items()):
+        if workers != 1:
+            continue
+        run = sorted(group, key=lambda r: r.seconds)[len(group) // 2]
+        prof = next((r.buckets for r in runs if r.profiled and r.store == store), None)
+        split = "–"
+        if prof and prof["total"] > 0:
+            shares = {b: prof[b] / prof["total"] for b in BUCKETS}
+            split = " / ".join(f"{run.processing_s * shares[b]:.2f}" for b in BUCKETS)
+            split += " (" + " / ".join(f"{100 * shares[b]:.0f} %" for b in BUCKETS) + ")"
+        idle = run.seconds - run.processing_s
+        lines.append(
+            f"| {store} | {run.seconds:.2f} | {run.processing_s:.2f} | {split} | {idle:.2f} "
+            f"| {run.loop_cpu_s:.2f} | {run.store_cpu_s:.2f} | {run.broker_cpu_s:.2f} "
+            f"| {run.produce_s:.2f} |"
+        )
+    return lines
+
+
+def render(runs: Sequence[Run], context: dict[str, Any]) -> str:
+    """The Markdown report."""
+    rows = summary_rows(runs)
+    n = runs[0].events
+    lines = [
+        "# Ingest through real workers (bench/bench_workers.py)",
+        "",
+        f"{n:,} ML-100K events produced at full speed to `interactions` with "
+        f"{context['partitions']} partitions (embedded tansu), consumed by N `lsat worker` "
+        "processes of one fresh consumer group into a fresh store; timed from the first event "
+        "produced to the store holding every event (polled every 20 ms). Worker defaults "
+        "(drift detection on, count windows of 2,000, retrain requests sent), no catalogue "
+        f"published. Rounds interleaved (1, 2, 1, 2 workers). Commit {context['commit']}; "
+        f"load average (1/5/15 min) {context['load_start']} at the start, "
+        f"{context['load_end']} at the end ({context['minutes']:.1f} min), 2-core machine "
+        "shared with other engineers' work.",
+        "",
+        "| store | workers | runs | best s | median s | events/s best | events/s median "
+        "| × 1 worker (best / median) | × raw | events per worker CPU s | produce s "
+        "| every event once |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['store']} | {r['workers']} | {r['runs']} | {r['best_s']:.2f} "
+            f"| {r['median_s']:.2f} | {r['best_rate']:,.0f} | {r['median_rate']:,.0f} "
+            f"| {r['vs_one_best']:.2f} / {r['vs_one_median']:.2f} | {r['vs_raw']:.3f} "
+            f"| {r['cpu_rate']:,.0f} | {r['produce_s']:.2f} "
+            f"| {'yes' if r['exactly_once'] else 'NO'} "
+            f"({r['samples'][0]:,} samples, {r['dead'][0]} dead letters) |"
+        )
+    raws = ", ".join(f"{r['store']} run {r['raw_rate']:,.0f}" for r in rows if r["workers"] == 1)
+    lines += [
+        "",
+        f"Raw ceiling: a plain aiokafka consumer (no group, no processing) reading the same "
+        f"topic after each run, best events/s: {raws}. *Events per worker CPU s* (median): "
+        "events divided by the CPU seconds of all workers' threads during the run — what the "
+        "workers would reach with a core each to themselves.",
+        "",
+        "## Where the time goes in one worker (median 1-worker run)",
+        "",
+        "| store | end to end s | in processor s | decode / pipeline / store commit s | outside "
+        "the processor s | event-loop CPU s | processor-thread CPU s | tansu CPU s | produce s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *_time_rows(runs),
+        "",
+        "*In processor*: `lsat_stream_processing_seconds` (sum), the processor thread's wall "
+        "time in `handle_interactions`, split by the shares of the cProfile'd run "
+        "(`--profile`). *Outside the processor*: end to end minus that — waiting for the "
+        "consumer's next batch, sending retrain requests, waiting for the producer. *Event-loop "
+        "CPU*: the worker's main thread (faust, aiokafka: fetching, the stream, acks, offset "
+        "commits, the timers) — the faust/consumer overhead.",
+    ]
+    for run in runs:
+        if run.profiled and run.buckets:
+            b = run.buckets
+            lines += [
+                "",
+                f"### cProfile of one worker, {run.store} ({run.seconds:.2f} s end to end under "
+                f"the profiler; in `handle_interactions` {b['total']:.2f} s)",
+                "",
+                "| function | calls | own s | cumulative s |",
+                "|---|---:|---:|---:|",
+                *(
+                    f"| `{name}` | {calls:,} | {own:.3f} | {cum:.3f} |"
+                    for name, calls, own, cum in b["top"]
+                ),
+            ]
+    lines += ["", "All runs:", ""]
+    lines += [f"- {r.line()}" for r in runs]
+    if context.get("note"):
+        lines += ["", context["note"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_rates(runs: Sequence[Run], path: Path) -> None:
+    """Events/s by worker count × store (bar = best, dot = median)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary_rows(runs)
+    stores = sorted({r["store"] for r in rows})
+    counts = sorted({r["workers"] for r in rows})
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    width = 0.8 / len(counts)
+    for k, workers in enumerate(counts):
+        xs, best, median = [], [], []
+        for s, store in enumerate(stores):
+            row = next((r for r in rows if r["store"] == store and r["workers"] == workers), None)
+            if row is not None:
+                xs.append(s + (k - (len(counts) - 1) / 2) * width)
+                best.append(row["best_rate"])
+                median.append(row["median_rate"])
+        ax.bar(xs, best, width, label=f"{workers} worker{'s' if workers > 1 else ''} (best)")
+        ax.plot(xs, median, "k.", markersize=8)
+    ax.plot([], [], "k.", label="median")
+    ax.set_xticks(range(len(stores)), stores)
+    ax.set_ylabel("events/s end to end")
+    ax.set_title(f"lsat worker ingest, {runs[0].events:,} ML-100K events")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_report(
+    runs: Sequence[Run], output: Path, *, plot: bool = True, context: dict[str, Any]
+) -> None:
+    """``output`` (Markdown) and, with ``plot``, the PNG next to it."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(".tmp")
+    tmp.write_text(render(runs, context))
+    tmp.replace(output)
+    if plot:
+        plot_rates(runs, output.with_suffix(".png"))
