@@ -30,6 +30,7 @@ from torch import nn
 
 from lsat.adapters.model.forward import answer_head_rows, decoder_of
 from lsat.adapters.model.prefix_attention import SuffixLayout, suffix_attention
+from lsat.adapters.model.prefix_cache import KV, PrefixKVCache
 from lsat.adapters.model.stream_layers import (
     LayerPlan,
     RankingUnsupported,
@@ -39,9 +40,6 @@ from lsat.adapters.model.stream_layers import (
 )
 
 __all__ = ["PrefixRanker", "PromptGroup", "RankingUnsupported", "split_shared_prefix"]
-
-KV = list[tuple[torch.Tensor, torch.Tensor]]
-"""Per layer (keys, values) of a prefix, each (S, kv_heads, prefix_len, d)."""
 
 
 @dataclass(frozen=True)
@@ -90,16 +88,25 @@ class PrefixRanker:
 
     ``max_tokens`` bounds the tokens per forward chunk (a request with thousands of candidates
     runs in bounded memory); ``bucket_size`` candidates (sorted by length) share one padded
-    width in the own-suffix attention.
+    width in the own-suffix attention. Groups with the same prefix in one call run it once;
+    with a ``cache`` (:class:`~lsat.adapters.model.prefix_cache.PrefixKVCache`) a prefix seen
+    by an earlier call with the same adapters and precision is not run again.
     """
 
-    def __init__(self, *, max_tokens: int = 4096, bucket_size: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        max_tokens: int = 4096,
+        bucket_size: int = 16,
+        cache: PrefixKVCache | None = None,
+    ) -> None:
         if max_tokens < 1 or bucket_size < 1:
             raise ValueError(
                 f"max_tokens and bucket_size must be >= 1, got {max_tokens}, {bucket_size}"
             )
         self.max_tokens = max_tokens
         self.bucket_size = bucket_size
+        self.cache = cache
         self.planner = StreamPlanner()
 
     def unsupported(self, model: nn.Module, adapters: Sequence[str | None]) -> str | None:
@@ -132,27 +139,47 @@ class PrefixRanker:
             with torch.inference_mode():
                 plans, start = self.planner.plan(model, unique, dtype)
                 run = _Run(model, plans, start, len(unique) if start < len(plans) else 1, dtype)
-                priors = self._prefixes(run, groups)
+                priors = self._prefixes(run, groups, (tuple(unique), str(dtype)))
                 probs = self._suffixes(run, groups, priors, answer_ids)
         finally:
             model.train(was_training)
         rows = [unique.index(a) if run.streams > 1 else 0 for a in adapters]
         return [p[rows] for p in probs]
 
-    def _prefixes(self, run: _Run, groups: Sequence[PromptGroup]) -> list[KV | None]:
-        """Per group: per layer (K, V) of its prefix; ``None`` for an empty prefix."""
+    def _prefixes(
+        self, run: _Run, groups: Sequence[PromptGroup], setup: tuple[object, ...]
+    ) -> list[KV | None]:
+        """Per group: per layer (K, V) of its prefix; ``None`` for an empty prefix. ``setup``
+        (adapters, precision) completes the cache key."""
         priors: list[KV | None] = [None] * len(groups)
-        todo = [g for g, group in enumerate(groups) if group.prefix]
-        for chunk in _chunks([len(groups[g].prefix) for g in todo], self.max_tokens):
+        known: dict[tuple[int, ...], KV] = {}
+        todo: list[tuple[int, ...]] = []
+        for group in groups:
+            prefix = group.prefix
+            if not prefix or prefix in known or prefix in todo:
+                continue
+            cached = None if self.cache is None else self.cache.get((prefix, *setup))
+            if cached is None:
+                todo.append(prefix)
+            else:
+                known[prefix] = cached
+        for chunk in _chunks([len(p) for p in todo], self.max_tokens):
             members = [todo[i] for i in chunk]
-            layout = SuffixLayout([len(groups[g].prefix) for g in members], run.device)
-            ids = [t for g in members for t in groups[g].prefix]
+            layout = SuffixLayout([len(p) for p in members], run.device)
+            ids = [t for p in members for t in p]
             _, kv = run.forward(ids, layout.positions(0), [_Segment(0, layout, None)], kv=True)
             offset = 0
-            for g in members:
-                part = slice(offset, offset + len(groups[g].prefix))
-                priors[g] = [(_heads_first(k[:, part]), _heads_first(v[:, part])) for k, v in kv]
-                offset += len(groups[g].prefix)
+            for prefix in members:
+                part = slice(offset, offset + len(prefix))
+                known[prefix] = [
+                    (_heads_first(k[:, part]), _heads_first(v[:, part])) for k, v in kv
+                ]
+                if self.cache is not None:
+                    self.cache.put((prefix, *setup), known[prefix])
+                offset += len(prefix)
+        for g, group in enumerate(groups):
+            if group.prefix:
+                priors[g] = known[group.prefix]
         return priors
 
     def _suffixes(

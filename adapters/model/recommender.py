@@ -12,6 +12,7 @@ The high-level API used by the experiment runner, the trainer and the live score
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import cast
@@ -27,13 +28,17 @@ from lsat.adapters.model.batching import length_batches
 from lsat.adapters.model.errors import AdapterError
 from lsat.adapters.model.forward import answer_token_ids, num_layers
 from lsat.adapters.model.layer_cache import HiddenStateCache
-from lsat.adapters.model.prefix_ranking import PrefixRanker, split_shared_prefix
+from lsat.adapters.model.prefix_cache import PrefixKVCache
+from lsat.adapters.model.prefix_ranking import PrefixRanker, PromptGroup, split_shared_prefix
 from lsat.adapters.model.prompts import DEFAULT_PROMPT_FORMAT, build_prompt, check_prompt_format
 from lsat.adapters.model.scoring import EncodedPrompts, batch_logits, score_prompts
 from lsat.adapters.model.training import TrainConfig, TrainReport, train_lora
 from lsat.data.types import Sample
 
 __all__ = ["LoraRecommender", "RecommenderError"]
+
+_PROBE_ITEMS = ("!lsat-probe", "~lsat-probe")
+"""Two made-up targets (first bytes differ): where their prompts part, a user's history ends."""
 
 
 class RecommenderError(AdapterError, ValueError):
@@ -62,6 +67,7 @@ class LoraRecommender:
         batch_size: int = 16,
         bf16_scoring: bool | None = None,
         cache_bytes: int = 3 * 1024**3,
+        prefix_cache_bytes: int = 0,
         progress: bool = True,
         device: str | None = None,
     ) -> None:
@@ -81,7 +87,8 @@ class LoraRecommender:
         self.progress = progress
         self._peft: PeftModel | None = None
         self._cache_lower: dict[str, bool] = {}
-        self._ranker = PrefixRanker()
+        self.prefix_cache = PrefixKVCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
+        self._ranker = PrefixRanker(cache=self.prefix_cache)
 
     # ---- adapters -------------------------------------------------------------------------
     @property
@@ -124,6 +131,7 @@ class LoraRecommender:
             self._peft.add_adapter(name, config)
         self._cache_lower[name] = cache_lower
         self._peft.eval()
+        self._forget_prefixes()
 
     def delete_adapter(self, name: str) -> None:
         """Remove adapter ``name`` and its weights."""
@@ -137,6 +145,12 @@ class LoraRecommender:
                 peft.set_adapter(other)
             peft.delete_adapter(name)
         self._cache_lower.pop(name, None)
+        self._forget_prefixes()
+
+    def _forget_prefixes(self) -> None:
+        """Drop cached prefix keys/values: the adapters behind their names changed."""
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
 
     def _start_layer(self, name: str) -> int:
         layers = self._config_of(name).layers_to_transform
@@ -213,6 +227,7 @@ class LoraRecommender:
             raise
         for param in peft.parameters():
             param.requires_grad_(False)
+        self._forget_prefixes()
         return report
 
     # ---- scoring --------------------------------------------------------------------------
@@ -260,7 +275,7 @@ class LoraRecommender:
         encoded = self._encode([s for group in filled for s in group])
         token_groups, start = [], 0
         for group in filled:
-            token_groups.append(split_shared_prefix(encoded.ids[start : start + len(group)]))
+            token_groups.append(self._split(group, encoded.ids[start : start + len(group)]))
             start += len(group)
         answer_ids = answer_token_ids(self.base.tokenizer)
         scored = iter(
@@ -271,6 +286,19 @@ class LoraRecommender:
             probs = next(scored) if len(samples) else np.empty((len(names), 0))
             out.append({name: probs[row] for row, name in enumerate(names)})
         return out
+
+    def _split(self, samples: Sequence[Sample], ids: Sequence[Sequence[int]]) -> PromptGroup:
+        """One group's prompts split into the shared prefix and each candidate's rest.
+
+        With a prefix cache the split falls where the user's history ends whatever the
+        candidates (so one user's requests share a cache entry, a lone prompt included): the
+        common prefix of the prompts and two prompts of the first sample with made-up targets.
+        """
+        if self.prefix_cache is None:
+            return split_shared_prefix(ids)
+        probes = [dataclasses.replace(samples[0], item_id=item) for item in _PROBE_ITEMS]
+        cut = len(split_shared_prefix([*self._encode(probes).ids, *ids]).prefix)
+        return PromptGroup(tuple(ids[0][:cut]), tuple(tuple(t[cut:]) for t in ids))
 
     def score_many(
         self,

@@ -56,7 +56,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     limits = _limits(args, settings)
     base = load_base_model(settings.base_model, cache_dir=settings.cache_dir)
     history = StoreHistory(settings.db_url)
-    recommender = LoraRecommender(base, history.titles(), progress=False)
+    recommender = LoraRecommender(
+        base,
+        history.titles(),
+        prefix_cache_bytes=settings.scorer.prefix_cache_mb << 20,
+        progress=False,
+    )
     registry = open_registry(settings.db_url)
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

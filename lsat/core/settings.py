@@ -171,6 +171,9 @@ class ScorerSettings:
     items per ``/score`` or ``/recommend`` (413 beyond). ``shutdown_timeout_s``: how long running
     requests may finish on stop. ``memory_trim_s``: at most this often, freed native memory goes
     back to the OS after a batch (0: never; see :mod:`lsat.adapters.serving.memory`).
+    ``prefix_cache_mb``: memory for users' prompt prefixes (keys/values) kept between requests,
+    so a user's next request runs only its candidates (0: off; see
+    :mod:`lsat.adapters.model.prefix_cache`).
     """
 
     ENV_PREFIX: ClassVar[str] = "LSAT_SCORER_"
@@ -184,6 +187,7 @@ class ScorerSettings:
     retry_after_s: Seconds = 1.0
     shutdown_timeout_s: Seconds = 10.0
     memory_trim_s: Annotated[float, Field(ge=0)] = 1.0
+    prefix_cache_mb: Annotated[int, Field(ge=0)] = 256
 
 
 @dataclass(frozen=True, config=_CONFIG)
