@@ -313,6 +313,8 @@ def start_scorer(
     env = {**os.environ, **to_env(settings)}
     if args.memory_trim_s is not None:
         env["LSAT_SCORER_MEMORY_TRIM_S"] = str(args.memory_trim_s)
+    if args.bf16 is not None:
+        env["LSAT_SCORER_BF16"] = args.bf16
     child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
     while True:
@@ -381,7 +383,7 @@ def report(
     model = "SmolLM2-135M" if args.smollm2 else "tiny random Llama (hidden 128, 4 layers)"
     return f"""# Load test of `lsat serve` ({model}, CPU, {os.cpu_count()} cores{", quick" if args.quick else ""})
 
-`python bench/bench_load.py{" --quick" if args.quick else ""}{" --smollm2" if args.smollm2 else ""}{f" --duration {args.duration:g}" if args.duration != 60.0 and not args.quick else ""}{f" --memory-trim-s {args.memory_trim_s:g}" if args.memory_trim_s is not None else ""}`: `POST /score` with {args.items} items per request
+`python bench/bench_load.py{" --quick" if args.quick else ""}{" --smollm2" if args.smollm2 else ""}{f" --duration {args.duration:g}" if args.duration != 60.0 and not args.quick else ""}{f" --memory-trim-s {args.memory_trim_s:g}" if args.memory_trim_s is not None else ""}{f" --bf16 {args.bf16}" if args.bf16 else ""}`{f" with ONEDNN_PRIMITIVE_CACHE_CAPACITY={os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY']} in the environment" if "ONEDNN_PRIMITIVE_CACHE_CAPACITY" in os.environ else ""}: `POST /score` with {args.items} items per request
 (every answer checked for one version throughout; the versions' p_short differ by ≥ {separation:.3f}
 summed over a request's items), keep-alive
 clients, `lsat serve` as a child process with its default limits
@@ -423,6 +425,12 @@ def main() -> int:
         type=float,
         help="the scorer's LSAT_SCORER_MEMORY_TRIM_S (default: the setting's; 0: never trim; "
         "results then go to a file named ..._trim0)",
+    )
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        help="the scorer's LSAT_SCORER_BF16 (default: the setting's, auto); results then go "
+        "to a file named ..._bf16on / _bf16off",
     )
     args = parser.parse_args()
     if args.quick:
@@ -486,6 +494,8 @@ def main() -> int:
     out = RESULTS / ("load_quick.md" if args.quick else "load.md")
     if args.smollm2:
         out = out.with_name(out.stem + "_smollm2.md")
+    if args.bf16 is not None:
+        out = out.with_name(f"{out.stem}_bf16{args.bf16}.md")
     if args.memory_trim_s is not None:
         out = out.with_name(f"{out.stem}_trim{args.memory_trim_s:g}.md")
     out.write_text(text)

@@ -73,6 +73,7 @@ class Scorer:
             self.state,
             self.model_lock,
             history_source,
+            bf16=settings.scorer.bf16,
             trim_interval_s=trim_s if trim_s > 0 else None,
         )
         self.history_source = history_source

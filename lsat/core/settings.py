@@ -173,7 +173,8 @@ class ScorerSettings:
     back to the OS after a batch (0: never; see :mod:`lsat.adapters.serving.memory`).
     ``prefix_cache_mb``: memory for users' prompt prefixes (keys/values) kept between requests,
     so a user's next request runs only its candidates (0: off; see
-    :mod:`lsat.adapters.model.prefix_cache`).
+    :mod:`lsat.adapters.model.prefix_cache`). ``bf16``: score in bf16 (``on``), fp32 (``off``),
+    or bf16 where the hardware computes it natively (``auto``, the default).
     """
 
     ENV_PREFIX: ClassVar[str] = "LSAT_SCORER_"
@@ -188,6 +189,7 @@ class ScorerSettings:
     shutdown_timeout_s: Seconds = 10.0
     memory_trim_s: Annotated[float, Field(ge=0)] = 1.0
     prefix_cache_mb: Annotated[int, Field(ge=0)] = 256
+    bf16: Annotated[bool | None, Env(none="auto")] = None
 
 
 @dataclass(frozen=True, config=_CONFIG)

@@ -82,7 +82,7 @@ def test_a_flag_beats_its_variable_which_beats_the_default(name: str) -> None:
 def test_compose_and_env_example_pass_every_limit_to_the_scorer() -> None:
     import yaml
 
-    names = {f"LSAT_SCORER_{name.upper()}" for name in (*LIMIT_FLAGS, "memory_trim_s", "prefix_cache_mb")}
+    names = {f"LSAT_SCORER_{name.upper()}" for name in (*LIMIT_FLAGS, "memory_trim_s", "prefix_cache_mb", "bf16")}
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     scorer_env = compose["services"]["scorer"]["environment"]
     assert {k: scorer_env[k] for k in names} == {k: f"${{{k}:-}}" for k in names}
@@ -98,6 +98,14 @@ def test_the_memory_trim_setting_reaches_the_service(make_scorer: Callable[..., 
     assert off.service.trimmer.interval_s is None
     every = make_scorer(settings=Settings.from_env({**TOKEN, "LSAT_SCORER_MEMORY_TRIM_S": "2.5"}))
     assert every.service.trimmer.interval_s == 2.5
+
+
+@pytest.mark.parametrize(("value", "bf16"), [("on", True), ("off", False)])
+def test_the_bf16_setting_overrides_the_capability(
+    make_scorer: Callable[..., Scorer], value: str, bf16: bool
+) -> None:
+    settings = Settings.from_env({**TOKEN, "LSAT_SCORER_BF16": value})
+    assert make_scorer(settings=settings).service.bf16 is bf16
 
 
 def test_a_bad_limit_variable_is_named() -> None:
