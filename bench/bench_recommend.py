@@ -242,6 +242,7 @@ def main() -> None:
             assert status == 200, answer
             warm_latencies.append(seconds)
         warm_hits = prefix_cache.hits - hits_before
+        entry_mb = prefix_cache.bytes / max(len(prefix_cache), 1) / 2**20
 
         # concurrent single-item /score clients: do they share forward passes?
         clients, per_client = 8, (3 if args.quick else 6)
@@ -362,7 +363,8 @@ Machine load average (1 min) before / after: {load_before[0]:.2f} / {load_after[
 | FLOP bound of the naive computation ({naive_flops / 1e9:.0f} GFLOP at the fp32 rate {fp32_rate:.0f} GFLOP/s) | {naive_bound_ms:.0f} ms | – | – |
 
 Prefix cache (`LSAT_SCORER_PREFIX_CACHE_MB={cache_mb}`, as `lsat serve` runs by default): the
-user's next requests above hit it {warm_hits} times out of {2 * len(warm_latencies)}; the "not cached" rows
+user's next requests above hit it {warm_hits} times out of {2 * len(warm_latencies)}; one user's entry holds
+{entry_mb:.1f} MB ({"bf16" if bf16 else "fp32"}), so {cache_mb} MB keep ~{cache_mb / max(entry_mb, 1e-9):.0f} users. The "not cached" rows
 clear it first. The first `/recommend` of a user (top row) runs the prefix; nothing is cached across users.
 
 Max |P_combined(ours) − P_combined(naive)| over the naive users' candidates: {max(agreement):.4f}
