@@ -11,7 +11,8 @@ processor (``lsat_stream_processing_seconds``), CPU seconds of the event-loop th
 aiokafka) and of the processor's thread; ``--profile`` adds one cProfile'd 1-worker run per
 store that splits the processor's time into decode / pipeline / store commit
 (:mod:`workers_report`). The pure pipeline without Kafka consumer groups is
-``bench/bench_ingest.py``. Writes ``bench/results/workers.md`` and ``workers.png``.
+``bench/bench_ingest.py``. Writes ``bench/results/workers.md``, ``workers.json`` (every run)
+and ``workers.png``.
 
     python bench/bench_workers.py [--events 20000] [--partitions 2] [--rounds 2] [--profile]
     python bench/bench_workers.py --quick      # 2,000 events, SQLite only, one round
@@ -43,6 +44,7 @@ from workers_report import (
     profile_buckets,
     read_profile,
     thread_cpu_s,
+    top_functions,
     write_report,
 )
 
@@ -296,7 +298,7 @@ def run_once(
         workers = Workers(home, kafka, db_url, prof)
         try:
             workers.start(n_workers)
-            workers.wait_assigned(120)
+            workers.wait_assigned(600)
             cpu_before = workers.cpu()
             assert broker._process is not None
             broker_before = sum(thread_cpu_s(broker._process.pid))
@@ -324,8 +326,9 @@ def run_once(
             buckets = None
             if prof is not None:
                 Path(f"{prof}.dump").touch()
-                wait_file(Path(f"{prof}.done"), 30)
+                wait_file(Path(f"{prof}.done"), 300)
                 buckets = profile_buckets(read_profile(prof))
+                buckets["loop_top"] = top_functions(read_profile(Path(f"{prof}.main")))
         finally:
             workers.stop()
         totals = counts.totals()

@@ -6,7 +6,8 @@ Runs the ordinary worker (``lsat.apps.cli worker``, configured by ``LSAT_*``); e
 name starts with ``lsat-store`` (the processor's one thread, where decode, pipeline and store
 commit run) gets its own wall-clock ``cProfile.Profile``. When the file ``OUT.prof.dump``
 appears, the stats collected so far are written to ``OUT.prof`` (marshal, readable by
-``pstats``), then ``OUT.prof.done`` is created: the benchmark asks for the dump once every
+``pstats``), the main thread's (the event loop: faust, aiokafka) to ``OUT.prof.main``, then
+``OUT.prof.done`` is created: the benchmark asks for the dump once every
 event is stored and then kills the worker, so no graceful shutdown is needed.
 """
 
@@ -60,20 +61,24 @@ def merged_stats() -> dict[Any, Any]:
     return merged
 
 
-def _dump_when_asked(out: Path) -> None:
+def _dump_when_asked(out: Path, main: cProfile.Profile) -> None:
     trigger, done = Path(f"{out}.dump"), Path(f"{out}.done")
     while not trigger.exists():
         time.sleep(0.1)
     out.write_bytes(marshal.dumps(merged_stats()))
+    main.snapshot_stats()
+    Path(f"{out}.main").write_bytes(marshal.dumps(main.stats))
     done.touch()
 
 
 def main() -> int:
     out = Path(sys.argv[1])
     threading.Thread.run = _profiled_run  # type: ignore[method-assign]  # before any thread
-    threading.Thread(target=_dump_when_asked, args=(out,), daemon=True).start()
+    main_profile = cProfile.Profile()  # the event loop: faust, aiokafka
+    threading.Thread(target=_dump_when_asked, args=(out, main_profile), daemon=True).start()
     from lsat.apps.cli import main as cli
 
+    main_profile.enable()
     return cli(["worker"])
 
 

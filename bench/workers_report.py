@@ -3,11 +3,12 @@ the cProfile buckets, the Markdown table and the plot."""
 
 from __future__ import annotations
 
+import json
 import marshal
 import os
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,16 @@ def _bucket(func: Func) -> str:
 
 
 def _idle(func: Func) -> bool:
-    """The thread waiting for work (the executor's queue, locks)."""
-    return func[0].endswith("threading.py") or "_queue" in func[2] or "acquire" in func[2]
+    """A thread waiting for work (the executor's queue, locks, the event loop's poll)."""
+    waits = ("_queue", "acquire", "poll' of 'select", "select' of 'select", "control' of")
+    return func[0].endswith("threading.py") or any(w in func[2] for w in waits)
+
+
+def top_functions(stats: dict[Func, Any], top: int = 12) -> list[tuple[str, int, float, float]]:
+    """The ``top`` functions by own time, waits left out: (name, calls, own s, cumulative s)."""
+    busy = [kv for kv in stats.items() if not _idle(kv[0])]
+    ranked = sorted(busy, key=lambda kv: kv[1][2], reverse=True)[:top]
+    return [(f"{Path(f[0]).name}:{f[1]}({f[2]})", row[1], row[2], row[3]) for f, row in ranked]
 
 
 def profile_buckets(stats: dict[Func, Any], top: int = 12) -> dict[str, Any]:
@@ -160,7 +169,9 @@ def profile_buckets(stats: dict[Func, Any], top: int = 12) -> dict[str, Any]:
     * ``pipeline``: the rest of ``handle_interactions`` (history, like counts, drift, window
       step, building the rows, metrics), including ``_interactions_once``'s own loop.
 
-    Also the ``top`` functions by own time and the seconds outside ``handle_interactions``.
+    Also the SQL round trips (``batches``, SQLAlchemy ``statements`` executed — an
+    ``executemany`` counts once — and ``commits``; the thread's timer work included) and the
+    ``top`` functions by own time.
     """
     handle = _find(stats, "processor.py", "handle_interactions")
     once = _find(stats, "processor.py", "_interactions_once")
@@ -175,10 +186,17 @@ def profile_buckets(stats: dict[Func, Any], top: int = 12) -> dict[str, Any]:
         if once in callers and _bucket(func) == "store"
     )
     found = {"decode": decode, "pipeline": total - decode - store, "store": store}
-    busy = [kv for kv in stats.items() if not _idle(kv[0])]
-    ranked = sorted(busy, key=lambda kv: kv[1][2], reverse=True)[:top]
-    listing = [(f"{Path(f[0]).name}:{f[1]}({f[2]})", row[1], row[2], row[3]) for f, row in ranked]
-    return {"total": total, **found, "top": listing}
+
+    def calls(filename: str, name: str) -> int:
+        func = _find(stats, filename, name)
+        return stats[func][1] if func is not None else 0
+
+    sql = {
+        "batches": stats[once][1],
+        "statements": calls("engine/base.py", "_execute_context"),
+        "commits": calls("engine/base.py", "_commit_impl"),
+    }
+    return {"total": total, **found, **sql, "top": top_functions(stats, top)}
 
 
 # --- report --------------------------------------------------------------------------------
@@ -239,12 +257,22 @@ def _time_rows(runs: Sequence[Run]) -> list[str]:
             split = " / ".join(f"{run.processing_s * shares[b]:.2f}" for b in BUCKETS)
             split += " (" + " / ".join(f"{100 * shares[b]:.0f} %" for b in BUCKETS) + ")"
         idle = run.seconds - run.processing_s
+        per_event = 1e6 / run.events
         lines.append(
             f"| {store} | {run.seconds:.2f} | {run.processing_s:.2f} | {split} | {idle:.2f} "
-            f"| {run.loop_cpu_s:.2f} | {run.store_cpu_s:.2f} | {run.broker_cpu_s:.2f} "
-            f"| {run.produce_s:.2f} |"
+            f"| {run.loop_cpu_s:.2f} ({run.loop_cpu_s * per_event:.0f} µs/event) "
+            f"| {run.store_cpu_s:.2f} ({run.store_cpu_s * per_event:.0f} µs/event) "
+            f"| {run.broker_cpu_s:.2f} | {run.produce_s:.2f} |"
         )
     return lines
+
+
+def _function_table(rows: Sequence[tuple[str, int, float, float]]) -> list[str]:
+    return [
+        "| function | calls | own s | cumulative s |",
+        "|---|---:|---:|---:|",
+        *(f"| `{name}` | {calls:,} | {own:.3f} | {cum:.3f} |" for name, calls, own, cum in rows),
+    ]
 
 
 def render(runs: Sequence[Run], context: dict[str, Any]) -> str:
@@ -308,13 +336,22 @@ def render(runs: Sequence[Run], context: dict[str, Any]) -> str:
                 f"### cProfile of one worker, {run.store} ({run.seconds:.2f} s end to end under "
                 f"the profiler; in `handle_interactions` {b['total']:.2f} s)",
                 "",
-                "| function | calls | own s | cumulative s |",
-                "|---|---:|---:|---:|",
-                *(
-                    f"| `{name}` | {calls:,} | {own:.3f} | {cum:.3f} |"
-                    for name, calls, own, cum in b["top"]
-                ),
+                f"SQL on the processor thread: {b.get('statements', 0):,} statements and "
+                f"{b.get('commits', 0):,} commits for {b.get('batches', 0):,} batches "
+                "(the 1 s timer's reads included).",
+                "",
+                "Processor thread (top functions by own time, waits left out):",
+                "",
+                *_function_table(b["top"]),
             ]
+            if b.get("loop_top"):
+                lines += [
+                    "",
+                    "Event-loop thread (faust, aiokafka; wall clock, the loop's idle poll left "
+                    "out):",
+                    "",
+                    *_function_table(b["loop_top"]),
+                ]
     lines += ["", "All runs:", ""]
     lines += [f"- {r.line()}" for r in runs]
     if context.get("note"):
@@ -359,10 +396,12 @@ def plot_rates(runs: Sequence[Run], path: Path) -> None:
 def write_report(
     runs: Sequence[Run], output: Path, *, plot: bool = True, context: dict[str, Any]
 ) -> None:
-    """``output`` (Markdown) and, with ``plot``, the PNG next to it."""
+    """``output`` (Markdown), every run as JSON next to it and, with ``plot``, the PNG."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
     tmp.write_text(render(runs, context))
     tmp.replace(output)
+    numbers = {"context": context, "runs": [asdict(r) for r in runs]}
+    output.with_suffix(".json").write_text(json.dumps(numbers, indent=1))
     if plot:
         plot_rates(runs, output.with_suffix(".png"))
