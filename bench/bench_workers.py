@@ -299,6 +299,9 @@ def run_once(
         try:
             workers.start(n_workers)
             workers.wait_assigned(600)
+            if prof is not None:
+                Path(f"{prof}.start").touch()
+                time.sleep(0.5)  # the profiler's watcher polls every 50 ms
             cpu_before = workers.cpu()
             assert broker._process is not None
             broker_before = sum(thread_cpu_s(broker._process.pid))

@@ -244,25 +244,25 @@ def summary_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 def _time_rows(runs: Sequence[Run]) -> list[str]:
-    """Where the time goes in one worker: median run per store, profile shares applied."""
+    """Where the time goes in one worker (median 1-worker run per store): CPU µs per event of
+    the event loop and of the processor thread, the latter split by the profile's shares."""
     lines = []
     for (store, workers), group in sorted(_groups(runs).items()):
         if workers != 1:
             continue
         run = sorted(group, key=lambda r: r.seconds)[len(group) // 2]
         prof = next((r.buckets for r in runs if r.profiled and r.store == store), None)
+        us = 1e6 / run.events
+        loop, thread = run.loop_cpu_s * us, run.store_cpu_s * us
         split = "–"
         if prof and prof["total"] > 0:
-            shares = {b: prof[b] / prof["total"] for b in BUCKETS}
-            split = " / ".join(f"{run.processing_s * shares[b]:.2f}" for b in BUCKETS)
-            split += " (" + " / ".join(f"{100 * shares[b]:.0f} %" for b in BUCKETS) + ")"
-        idle = run.seconds - run.processing_s
-        per_event = 1e6 / run.events
+            shares = [prof[b] / prof["total"] for b in BUCKETS]
+            split = " / ".join(f"{thread * share:.0f}" for share in shares)
+            split += " (" + " / ".join(f"{100 * share:.0f} %" for share in shares) + ")"
         lines.append(
-            f"| {store} | {run.seconds:.2f} | {run.processing_s:.2f} | {split} | {idle:.2f} "
-            f"| {run.loop_cpu_s:.2f} ({run.loop_cpu_s * per_event:.0f} µs/event) "
-            f"| {run.store_cpu_s:.2f} ({run.store_cpu_s * per_event:.0f} µs/event) "
-            f"| {run.broker_cpu_s:.2f} | {run.produce_s:.2f} |"
+            f"| {store} | {run.seconds:.2f} | {run.processing_s:.2f} | {thread:.0f} | {split} "
+            f"| {loop:.0f} | {loop + thread:.0f} | {1e6 / (loop + thread):,.0f} "
+            f"| {run.broker_cpu_s:.2f} |"
         )
     return lines
 
@@ -316,17 +316,23 @@ def render(runs: Sequence[Run], context: dict[str, Any]) -> str:
         "",
         "## Where the time goes in one worker (median 1-worker run)",
         "",
-        "| store | end to end s | in processor s | decode / pipeline / store commit s | outside "
-        "the processor s | event-loop CPU s | processor-thread CPU s | tansu CPU s | produce s |",
+        "| store | end to end s | in processor s (wall) | processor thread CPU µs/event "
+        "| of which decode / pipeline / store commit µs | event loop CPU µs/event "
+        "(faust, aiokafka) | worker CPU µs/event | = events/s with a free core | tansu CPU s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *_time_rows(runs),
         "",
         "*In processor*: `lsat_stream_processing_seconds` (sum), the processor thread's wall "
-        "time in `handle_interactions`, split by the shares of the cProfile'd run "
-        "(`--profile`). *Outside the processor*: end to end minus that — waiting for the "
-        "consumer's next batch, sending retrain requests, waiting for the producer. *Event-loop "
-        "CPU*: the worker's main thread (faust, aiokafka: fetching, the stream, acks, offset "
-        "commits, the timers) — the faust/consumer overhead.",
+        "time in `handle_interactions`; end to end minus that is the thread waiting for the "
+        "consumer's next batch. CPU from `/proc` (per thread, during the timed run). The "
+        "processor thread's CPU is split by the CPU shares of the cProfile'd run "
+        "(`--profile`, per-thread CPU clock): *decode* = JSON → validated event, *store commit* "
+        "= the client side of every SQL statement of the batch (lock, reads, inserts, commit; "
+        "the database server's own time is not in it), *pipeline* = the rest (history, like "
+        "counts, drift, the global window, rows, metrics). *Event loop*: the worker's main thread "
+        "(faust's stream and acks, aiokafka's fetches, offset commits, sending retrain requests, "
+        "the timers) — the faust/consumer overhead. Both threads share one GIL, so their CPU "
+        "adds up: *events/s with a free core* = 10⁶ / worker CPU µs per event.",
     ]
     for run in runs:
         if run.profiled and run.buckets:
@@ -334,7 +340,7 @@ def render(runs: Sequence[Run], context: dict[str, Any]) -> str:
             lines += [
                 "",
                 f"### cProfile of one worker, {run.store} ({run.seconds:.2f} s end to end under "
-                f"the profiler; in `handle_interactions` {b['total']:.2f} s)",
+                f"the profiler; `handle_interactions` {b['total']:.2f} CPU s)",
                 "",
                 f"SQL on the processor thread: {b.get('statements', 0):,} statements and "
                 f"{b.get('commits', 0):,} commits for {b.get('batches', 0):,} batches "
@@ -347,7 +353,7 @@ def render(runs: Sequence[Run], context: dict[str, Any]) -> str:
             if b.get("loop_top"):
                 lines += [
                     "",
-                    "Event-loop thread (faust, aiokafka; wall clock, the loop's idle poll left "
+                    "Event-loop thread (faust, aiokafka; CPU clock, the loop's idle poll left "
                     "out):",
                     "",
                     *_function_table(b["loop_top"]),
