@@ -5,17 +5,22 @@ In the job of window *W* (after its test-then-train evaluation, before training 
 1. **Fit** a candidate with :func:`~lsat.adapters.model.hybrid.fit_hybrid` on the out-of-sample
    rows of the ``windows`` most recent windows *before W* (:class:`.oos_rows.EarlierRows`):
    the rate features, plus the long and short adapters' logits when they raise the out-of-fold
-   AUC. Window *W*'s samples — which the new short adapter trains on — never enter the fit; the
-   combiner it publishes first scores window *W + 1*. With fewer than ``min_rows`` scored rows
-   (the first windows after the long adapter's bootstrap, whose windows were never scored) the
+   AUC. Window *W*'s samples — which the new short adapter trains on — never enter the
+   candidate's fit, so the guard (2) checks it on unseen rows. With fewer than ``min_rows``
+   scored rows (the first windows after the long adapter's bootstrap, never scored) the
    candidate is rates-only (:func:`fit_rates_only`) on :meth:`.oos_rows.EarlierRows.rates`:
    the stored samples' leak-free rate features, LLM columns dropped.
 2. **Guard** on window *W*'s rows, which neither the candidate nor the serving combination saw:
    the candidate replaces what serves (the previous combiner — before the first short
    version's, the long version's rates-only one — or the α ensemble) unless its AUC there is
    worse by more than ``margin`` (:func:`decide_combiner`); otherwise the previous one serves.
-3. The choice travels in the new short version's metrics (``hybrid``, plus ``hybrid_fit``:
-   which windows and rows it was fitted on and the guard's AUCs), so the serving set carries it.
+3. **Refit** an accepted candidate's features on the rows up to and including *W* (scored
+   before anything trained on *W*: out of sample as well; rates-only: the very rows the rate
+   stack baseline of *W + 1* is fitted on), so the combiner that first scores window *W + 1*
+   knows as much as that window's baseline instead of one window less.
+4. The choice travels in the new short version's metrics (``hybrid``, plus ``hybrid_fit``:
+   the windows and rows of the published fit, those the guarded candidate was fitted on
+   (``guarded``) and the guard's AUCs), so the serving set carries it.
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ class CombinerFitter:
         candidate, rows = fitted
         labels = np.array([s.label for s in samples])
         new_auc = metric_or_none(auc, labels, candidate.predict_proba(check))
-        windows = sorted(set(rows.windows), key=lambda w: (len(w), w))
+        windows = _windows(rows)
         fit = {
             "windows": windows,
             "rows": len(rows),
@@ -126,9 +131,43 @@ class CombinerFitter:
             f"window {window_id} AUC {_shown(new_auc)} vs served {_shown(served_auc)} "
             f"({candidate.note})"
         )
+        published, refit_rows = self._refit(window_id, candidate)
+        if refit_rows is not None:
+            refit_windows = _windows(refit_rows)
+            fit = {
+                **fit,
+                "windows": refit_windows,
+                "rows": len(refit_rows),
+                "note": published.note,
+                "guarded": {"windows": windows, "rows": len(rows)},
+            }
+            reason += f"; refitted on {len(refit_rows)} rows of windows up to {window_id}"
         log.info("window %d: %s", window_id, reason)
-        metrics = {HYBRID_METRIC: candidate.to_dict(), HYBRID_FIT_METRIC: fit}
-        return CombinerChoice(candidate, reason, metrics)
+        metrics = {HYBRID_METRIC: published.to_dict(), HYBRID_FIT_METRIC: fit}
+        return CombinerChoice(published, reason, metrics)
+
+    def _refit(
+        self, window_id: int, candidate: HybridCombiner
+    ) -> tuple[HybridCombiner, Rows | None]:
+        """The checked candidate's features refitted on the rows up to and including the
+        window (scored before anything trained on it: out of sample too), so what serves the
+        next window knows as much as that window's rate-stack baseline; rates-only: on the
+        baseline's very rows (:meth:`EarlierRows.rates`). ``(candidate, None)`` if it fails."""
+        names = list(candidate.features)
+        if set(names) <= set(RATE_FEATURES):
+            rows = self.rows.rates(window_id + 1)
+        else:
+            rows = self.rows.scored(window_id, upto=True)
+        if rows.features(names) is None or len(rows) < self.min_rows:
+            return candidate, None
+        try:
+            refit = fit_combiner(rows.columns, rows.labels, names)
+        except HybridError as exc:
+            log.info("window %d: combiner not refitted: %s", window_id, exc)
+            return candidate, None
+        span = _windows(rows)
+        note = f"{candidate.note}; refitted on {len(rows)} rows of windows {span[0]}..{span[-1]}"
+        return replace(refit, note=note), rows
 
     def _candidate(
         self, window_id: int, check: Mapping[str, np.ndarray]
@@ -216,6 +255,11 @@ def fit_rates_only(rows: Rows, min_rows: int, where: str = "") -> HybridCombiner
         windows = sorted(set(rows.windows), key=lambda w: (len(w), w))
         where = f"windows {windows[0]}..{windows[-1]}"
     return replace(combiner, note=f"rates only: {len(rows)} rows of {where}")
+
+
+def _windows(rows: Rows) -> list[str]:
+    """The window ids of ``rows``, in numeric order."""
+    return sorted(set(rows.windows), key=lambda w: (len(w), w))
 
 
 def _shown(value: float | None) -> str:

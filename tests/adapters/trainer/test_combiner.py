@@ -68,7 +68,8 @@ def test_fit_rows_are_the_windows_before_never_the_window_itself(registry: Regis
 def test_a_window_s_own_samples_never_enter_its_combiner(registry: RegistryStore) -> None:
     """Window 4's rows carry a long score equal to the label (what an adapter scoring its own
     training samples would look like); earlier windows' long score is noise. A combiner fitted
-    on window 4's rows would lean on it; the one chosen in window 4's job must not."""
+    on window 4's rows would lean on it; the one chosen in window 4's job must not: its features
+    are chosen and guarded without window 4 (the refit after the guard keeps them)."""
     rng = np.random.default_rng(9)
     for w in (1, 2, 3):
         record(registry, w, seed=w, long=rng.uniform(0.2, 0.8, N), short=rng.uniform(0.2, 0.8, N))
@@ -79,8 +80,11 @@ def test_a_window_s_own_samples_never_enter_its_combiner(registry: RegistryStore
     probs = {"long": leaked, "short": leaked}
     choice = fitter.choose(4, samples, probs, NOTHING, served_auc=None)
     assert choice.combiner is not None
-    assert choice.metrics[HYBRID_FIT_METRIC]["windows"] == ["1", "2", "3"]
+    fit = choice.metrics[HYBRID_FIT_METRIC]
+    assert fit["guarded"]["windows"] == ["1", "2", "3"]
     assert choice.combiner.note.startswith("rates only"), choice.combiner.note
+    assert set(choice.combiner.features) <= set(RATE_FEATURES)
+    assert fit["windows"] == ["1", "2", "3", "4"]  # refitted, on the rates only
     # the same fit with window 4 included would have used the leak:
     rows = EarlierRows(registry).scored(4, upto=True)
     leaky = fit_hybrid(
@@ -264,3 +268,34 @@ def test_a_combiner_kept_from_the_long_version_keeps_its_fit_record(
         4, samples, probs, ServingNow(long, None, serving), served_auc=0.99
     )
     assert kept.combiner == previous and kept.metrics[HYBRID_FIT_METRIC] == fit
+
+
+def test_an_accepted_combiner_is_refitted_up_to_its_window_like_the_next_baseline(
+    registry: RegistryStore, sqlite_url: str
+) -> None:
+    """Window 3's job checks a rates-only candidate fitted on windows 1-2 (stored, never
+    scored) on window 3, then publishes it refitted on windows 1-3: exactly the rate stack the
+    baseline of window 4 is fitted on, so the served score is not a window behind it."""
+    store = store_windows(sqlite_url, {1: 1, 2: 2})
+    samples3, probs3 = window(3, seed=3)
+    WindowRowsLog(registry).record(3, samples3, probs3, {})  # the evaluation logs it first
+    rows = EarlierRows(registry, store)
+    choice = CombinerFitter(rows, margin=1.0).choose(3, samples3, probs3, NOTHING, 0.5)
+    assert choice.combiner is not None, choice.reason
+    fit = choice.metrics[HYBRID_FIT_METRIC]
+    assert fit["guarded"] == {"windows": ["1", "2"], "rows": 2 * N}
+    assert fit["windows"] == ["1", "2", "3"] and fit["rows"] == 3 * N
+    guarded = fit_combiner(
+        rows.rates(3).columns, rows.rates(3).labels, list(choice.combiner.features)
+    )
+    labels3 = np.array([s.label for s in samples3])
+    assert fit["auc"] == pytest.approx(
+        auc(labels3, guarded.predict_proba(hybrid_columns(samples3, probs3)))
+    )  # the guard's AUC is the candidate's, on rows it never saw
+    baselines = RateBaselines(rows, min_rows=100)
+    samples4, _ = window(4, seed=4)
+    baselines(4, samples4, NOTHING, {})
+    assert baselines.last_stack is not None
+    assert choice.combiner.weights == baselines.last_stack.weights
+    assert choice.combiner.intercept == baselines.last_stack.intercept
+    store.close()

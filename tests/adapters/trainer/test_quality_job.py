@@ -77,6 +77,8 @@ def test_hybrid_is_fitted_out_of_sample_served_and_scored(tmp_path: Path, sqlite
         three = first.handle(_request(3))  # fitted on window 2's rows, checked on window 3's
         assert three.outcome == "promoted" and published[-1].hybrid is not None
         assert three.window_metrics["served"] == three.window_metrics["hybrid"]
+        # window 2's combiner was refitted on windows 1-2 once checked: the rate stack of 3
+        assert three.window_metrics["hybrid"] == three.window_metrics["rate_stack"]
         metrics = TrainerMetrics()
         restarted = build_retrainer(  # a new trainer process: the rows come from the registry
             settings, registry, store, publish=published.append, train_fn=run_job,
@@ -94,16 +96,19 @@ def test_hybrid_is_fitted_out_of_sample_served_and_scored(tmp_path: Path, sqlite
             if fit is None:
                 continue
             own = {s.event_id for s in store.window_samples(int(window))}
-            fitted_on = [int(w) for w in fit["windows"]]
-            assert max(fitted_on) < int(window), (window, fit)  # never the window it trained on
-            for w in fitted_on:
+            guarded_on = [int(w) for w in fit["guarded"]["windows"]]
+            assert max(guarded_on) < int(window), (window, fit)  # checked on unseen rows
+            for w in guarded_on:
                 assert own.isdisjoint(s.event_id for s in store.window_samples(w))
-        assert shorts[2].metrics[HYBRID_FIT_METRIC]["windows"] == ["1"]
+            assert max(int(w) for w in fit["windows"]) == int(window)  # refitted up to it
+        assert shorts[2].metrics[HYBRID_FIT_METRIC]["guarded"]["windows"] == ["1"]
+        assert shorts[2].metrics[HYBRID_FIT_METRIC]["windows"] == ["1", "2"]
         # window 3's combiner: the LLM logits on window 2's scored rows, or (when they did not
-        # help out of fold) the rates on every row before window 3
+        # help out of fold) the rates on every row before window 3; then refitted up to 3
         three_fit = shorts[3].metrics[HYBRID_FIT_METRIC]
         llm = set(shorts[3].metrics[HYBRID_METRIC]["features"]) - set(RATE_FEATURES)
-        assert three_fit["windows"] == (["2"] if llm else ["1", "2"]), three_fit
+        assert three_fit["guarded"]["windows"] == (["2"] if llm else ["1", "2"]), three_fit
+        assert three_fit["windows"] == (["2", "3"] if llm else ["1", "2", "3"]), three_fit
         assert [s.window_id for s in registry.window_scores()] == ["2", "3", "4"]
         assert ServingSet.from_json(published[-1].to_json()) == published[-1]
         # warm start from the long adapter, the prompt recorded in every adapter's metadata
