@@ -10,6 +10,8 @@ In the job of window *W* (after its test-then-train evaluation, before training 
    scored rows (the first windows after the long adapter's bootstrap, never scored) the
    candidate is rates-only (:func:`fit_rates_only`) on :meth:`.oos_rows.EarlierRows.rates`:
    the stored samples' leak-free rate features, LLM columns dropped.
+   When the candidate takes the LLM logits, the rates-only fit on every row with rates is a
+   second candidate; the one with the higher AUC on window *W* goes on (ties: the rates).
 2. **Guard** on window *W*'s rows, which neither the candidate nor the serving combination saw:
    the candidate replaces what serves (the previous combiner — before the first short
    version's, the long version's rates-only one — or the α ensemble) unless its AUC there is
@@ -107,9 +109,15 @@ class CombinerFitter:
         fitted = self._candidate(window_id, check)
         if isinstance(fitted, str):
             return self._keep(kept, fitted)
-        candidate, rows = fitted
         labels = np.array([s.label for s in samples])
-        new_auc = metric_or_none(auc, labels, candidate.predict_proba(check))
+        candidates = [fitted]
+        if not set(fitted[0].features) <= set(RATE_FEATURES):  # also the rates on every row
+            rates = self._rates_only(window_id, check, "next to the LLM candidate")
+            if not isinstance(rates, str):
+                candidates.append(rates)
+        aucs = [metric_or_none(auc, labels, c.predict_proba(check)) for c, _ in candidates]
+        best = max(range(len(candidates)), key=lambda i: (aucs[i] or -1.0, i))  # ties: rates
+        (candidate, rows), new_auc = candidates[best], aucs[best]
         windows = _windows(rows)
         fit = {
             "windows": windows,
@@ -119,6 +127,8 @@ class CombinerFitter:
             "serving_auc": served_auc,
             "note": candidate.note,
         }
+        if len(candidates) > 1:
+            fit["candidates"] = {c.note: a for (c, _), a in zip(candidates, aucs, strict=True)}
         fit = {k: v for k, v in fit.items() if v is not None}
         if not decide_combiner(new_auc, served_auc, self.margin):
             why = (

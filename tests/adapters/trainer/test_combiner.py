@@ -227,21 +227,28 @@ def test_with_enough_scored_rows_the_llm_decides_which_rows(
     out and the rates are fitted on all 450 rows (the rate stack's rows)."""
     store = store_windows(sqlite_url, {1: 1})
     rng = np.random.default_rng(5)
-    for w, n in ((2, N), (3, 50)):
+
+    def scored(w: int) -> tuple[list[Sample], dict[str, np.ndarray]]:
         samples_w, probs_w = window(w, seed=w)
         labels = np.array([s.label for s in samples_w])
         signal = (labels - 0.5) * 6 if llm == "informative" else 0.0
         p = 1 / (1 + np.exp(-(signal + rng.normal(size=N))))
-        probs_w = {**probs_w, "long": p, "short": p}
+        return samples_w, {**probs_w, "long": p, "short": p}
+
+    for w, n in ((2, N), (3, 50)):
+        samples_w, probs_w = scored(w)
         WindowRowsLog(registry).record(w, samples_w[:n], {k: v[:n] for k, v in probs_w.items()}, {})
     fitter = CombinerFitter(EarlierRows(registry, store), margin=1.0, min_rows=100)
-    samples, probs = window(4, seed=4)
+    samples, probs = scored(4)
     choice = fitter.choose(4, samples, probs, NOTHING, served_auc=0.5)
     assert choice.combiner is not None, choice.reason
     fit = choice.metrics[HYBRID_FIT_METRIC]
     if llm == "informative":
         assert "logit_long" in choice.combiner.features or "logit_short" in choice.combiner.features
         assert fit["windows"] == ["2", "3"] and fit["rows"] == N + 50
+        # checked on window 4 next to the rates-only fit on every row, and better there
+        (llm_auc, rates_auc) = fit["candidates"].values()
+        assert llm_auc == fit["auc"] > rates_auc
     else:
         assert set(choice.combiner.features) <= set(RATE_FEATURES)
         assert fit["windows"] == ["1", "2", "3"] and fit["rows"] == 2 * N + 50
@@ -298,4 +305,29 @@ def test_an_accepted_combiner_is_refitted_up_to_its_window_like_the_next_baselin
     assert baselines.last_stack is not None
     assert choice.combiner.weights == baselines.last_stack.weights
     assert choice.combiner.intercept == baselines.last_stack.intercept
+    store.close()
+
+
+def test_an_llm_candidate_worse_on_the_window_than_the_rates_gives_way_to_them(
+    registry: RegistryStore, sqlite_url: str
+) -> None:
+    """The LLM logits helped out of fold on the scored rows (informative there) but carry
+    nothing on window 4: the rates-only fit on every row is checked next to it and wins."""
+    store = store_windows(sqlite_url, {1: 1})
+    rng = np.random.default_rng(5)
+    for w in (2, 3):
+        samples_w, probs_w = window(w, seed=w)
+        labels = np.array([s.label for s in samples_w])
+        p = 1 / (1 + np.exp(-((labels - 0.5) * 6 + rng.normal(size=N))))
+        WindowRowsLog(registry).record(w, samples_w, {**probs_w, "long": p, "short": p}, {})
+    samples, probs = window(4, seed=4)
+    noise = rng.uniform(0.2, 0.8, N)
+    probs = {**probs, "long": noise, "short": noise}
+    choice = CombinerFitter(EarlierRows(registry, store), margin=1.0).choose(
+        4, samples, probs, NOTHING, served_auc=0.5
+    )
+    assert choice.combiner is not None and set(choice.combiner.features) <= set(RATE_FEATURES)
+    fit = choice.metrics[HYBRID_FIT_METRIC]
+    assert len(fit["candidates"]) == 2 and fit["guarded"]["windows"] == ["1", "2", "3"]
+    assert fit["auc"] == max(fit["candidates"].values())
     store.close()
