@@ -15,7 +15,7 @@ store that splits the processor's time into decode / pipeline / store commit
 and ``workers.png``.
 
     python bench/bench_workers.py [--events 20000] [--partitions 2] [--rounds 2] [--profile]
-    python bench/bench_workers.py --quick      # 2,000 events, SQLite only, one round
+    python bench/bench_workers.py --quick      # 2,000 events, SQLite, one round: workers_quick.md
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from lsat.stream.replay import interaction_message
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "workers.md"
+QUICK_RESULTS = RESULTS.with_name("workers_quick.md")
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 POLL_S = 0.02
 JUNK = b"\xff\xfe junk"
@@ -73,13 +74,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres-url", default=POSTGRES_ADMIN, help="admin URL (trust auth)")
     parser.add_argument("--poison-every", type=int, default=0, help="junk every K-th message")
     parser.add_argument("--data", type=Path, help="dataset folder (default: ML-100K)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, help="default results/workers.md (--quick: _quick)")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
     parser.add_argument("--note", default="", help="a line appended to the results")
     args = parser.parse_args(argv)
-    quick = {"events": 2_000, "stores": "sqlite", "rounds": 1}
-    full = {"events": 20_000, "stores": "sqlite,postgres", "rounds": 2}
+    quick = {"events": 2_000, "stores": "sqlite", "rounds": 1, "output": QUICK_RESULTS}
+    full = {"events": 20_000, "stores": "sqlite,postgres", "rounds": 2, "output": RESULTS}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:  # given on the command line: kept
             setattr(args, name, value)
