@@ -82,7 +82,10 @@ def test_a_flag_beats_its_variable_which_beats_the_default(name: str) -> None:
 def test_compose_and_env_example_pass_every_limit_to_the_scorer() -> None:
     import yaml
 
-    names = {f"LSAT_SCORER_{name.upper()}" for name in (*LIMIT_FLAGS, "memory_trim_s", "prefix_cache_mb", "bf16")}
+    names = {
+        f"LSAT_SCORER_{name.upper()}"
+        for name in (*LIMIT_FLAGS, "memory_trim_s", "prefix_cache_mb", "bf16")
+    }
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     scorer_env = compose["services"]["scorer"]["environment"]
     assert {k: scorer_env[k] for k in names} == {k: f"${{{k}:-}}" for k in names}
