@@ -6,9 +6,10 @@
 titles), the window evaluation, the loss-drift detector, the candidate judge, the promoter and
 publisher, the resumer and the long-adapter refresher; the window evaluation also scores the
 non-LLM baselines and the hybrid combiner, which :class:`.combiner.CombinerFitter` fits on earlier
-windows' out-of-sample rows. :class:`QualityOptions` choose the prompt, the short adapter's
-start, early stopping and precision. :func:`bootstrap_long` trains and promotes the long-term
-adapter.
+windows' out-of-sample rows (refitting an accepted one on the rows up to its window).
+:class:`QualityOptions` choose the prompt, the short adapter's start, early stopping and
+precision. :func:`bootstrap_long` trains and promotes the long-term adapter, with a rates-only
+combiner fitted on its windows that serves until a short version carries one.
 
 Imports run one way: :mod:`.helpers` (leaf) ← collaborators ← :mod:`.job` ← :mod:`.service`.
 """

@@ -10,8 +10,8 @@ Order of a job (each step only after the previous one finished):
    :mod:`.baselines`; AUC and logloss per name into the registry and Prometheus, the per-sample
    out-of-sample rows into the registry) and feed the served score's losses to the loss-drift
    detector (:mod:`.drift`);
-3. fit the hybrid combiner on earlier windows' rows and guard it on this window's
-   (:mod:`.combiner`);
+3. fit the hybrid combiner on earlier windows' rows and guard it on this window's; an accepted
+   one is refitted on the rows up to this window before it is published (:mod:`.combiner`);
 4. train a new short adapter on the first 90 % in a child process (:mod:`.child`; from scratch,
    or warm-started from the serving long adapter);
 5. verify its folder (sha256, finite weights), pick α on the last 10 % (:mod:`.candidate`);
