@@ -143,15 +143,20 @@ def test_close_answers_what_was_queued_and_refuses_new_jobs() -> None:
     run = Recorder()
     batcher = MicroBatcher(run, window_ms=0)
     run.gate.clear()
-    threads, results = run_in_threads(batcher.submit, [1, 2])
-    run.entered.wait(10)
+    threads, results = run_in_threads(batcher.submit, [1])
+    run.entered.wait(10)  # job 1 runs (held at the gate) ...
+    more, later = run_in_threads(batcher.submit, [2])
+    deadline = time.monotonic() + 10
+    while batcher.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)  # ... and job 2 is queued before the close begins
+    assert batcher.waiting == 1
     closer = threading.Thread(target=batcher.close)
     closer.start()
     run.gate.set()
     closer.join(10)
-    for thread in threads:
+    for thread in threads + more:
         thread.join(10)
-    assert sorted(results) == [10, 20]
+    assert sorted(results + later) == [10, 20]
     with pytest.raises(Overloaded, match="shutting down"):
         batcher.submit(3)
 
