@@ -1,14 +1,18 @@
-"""The faust app: thin agents that decode, call the processor, and send what it asks.
+"""The faust app: a batch consumer for interactions, a thin agent for items, and what they send.
+
+``interactions`` is read by a :class:`~lsat.stream.batch_consumer.BatchConsumer` (aiokafka
+``getmany``, batches of up to :data:`BATCH_MAX_EVENTS`, its own consumer group): faust's
+per-event path cost more CPU than the processing itself. The low-volume ``items`` topic keeps a
+faust agent. faust still runs the web view, the timers, the producer and the worker's life cycle.
 
 Settings that work on tansu and real Kafka: session timeout 6 s / heartbeat 1 s (tansu holds
 JoinGroup for half the session timeout), the web server bound to ``bind_host`` on a configured
 port (``web_enabled=False`` alone still binds 0.0.0.0:6066), raw bytes in and out, and tables
 kept in memory: all state that must survive a restart lives in the sample store (see
-:mod:`lsat.stream.processor`). Offsets are committed by faust only for acknowledged events, and a
-batch of events is acknowledged after its agent iteration returns, i.e. after the DB commit and
-after the broker acknowledged every message the batch produced.
+:mod:`lsat.stream.processor`). Offsets are committed only for handled events: a batch's after
+the DB commit and after the broker acknowledged every message the batch produced.
 
-An agent never raises (faust would acknowledge the whole batch and move past it): the processor
+A consumer never raises (faust would acknowledge the whole batch and move past it): the processor
 isolates bad records itself, and a failing store or producer is retried with exponential backoff
 (:func:`until_done`) on the same batch. Store work runs in one worker thread
 (:class:`SerialThread`), off the event loop, so a slow or locked database never stops the
@@ -28,8 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import faust
+from aiokafka import TopicPartition
 
 from lsat.core.settings import Settings
+from lsat.stream.batch_consumer import BatchConsumer
 from lsat.stream.kafka_client import faust_broker_credentials, faust_broker_url
 from lsat.stream.store import SourcePosition
 
@@ -74,7 +80,7 @@ class Processor(Protocol):
 class SerialThread:
     """Runs blocking calls one at a time in one thread, off the event loop.
 
-    One thread serialises every call into the processor (both agents, the web view, the
+    One thread serialises every call into the processor (both consumers, the web view, the
     startup task), so the processor needs no locks. A call whose awaiting task is cancelled
     still runs to its end before the cancellation goes on: a DB transaction is never left
     half-way while faust acknowledges its batch.
@@ -105,6 +111,8 @@ class WorkerApp(faust.App):
     """Send messages (retried until the broker acknowledges each), then run their ``on_sent``."""
     lsat_serial: SerialThread
     """The processor's one thread (the web view calls through it)."""
+    lsat_interactions: BatchConsumer
+    """The consumer of ``interactions`` (its assignment and high watermarks give the lag)."""
 
 
 async def until_done(
@@ -132,13 +140,16 @@ def build_app(
     settings: Settings,
     processor: Processor,
     *,
+    on_assigned: Callable[[set[TopicPartition]], None] | None = None,
     web_port: int | None = None,
     retry_first_s: float = RETRY_FIRST_S,
     retry_max_s: float = RETRY_MAX_S,
 ) -> WorkerApp:
-    """A faust app whose agents feed ``processor``; run it with
-    :func:`lsat.stream.worker.run_worker`. A failing store or producer is retried after
-    ``retry_first_s``, doubling up to ``retry_max_s``."""
+    """A faust app that feeds ``processor``: ``interactions`` through a
+    :class:`~lsat.stream.batch_consumer.BatchConsumer` (``on_assigned`` sees its assignments),
+    ``items`` through a faust agent; run it with :func:`lsat.stream.worker.run_worker`. A
+    failing store or producer is retried after ``retry_first_s``, doubling up to
+    ``retry_max_s``."""
     kafka, stream = settings.kafka, settings.stream
     datadir = Path(settings.home) / "faust"
     app = WorkerApp(
@@ -194,17 +205,28 @@ def build_app(
             (e.value, SourcePosition(e.message.partition, e.message.offset, name)) for e in events
         ]
 
-    @app.agent(topic(names.interactions), name="interactions")
-    async def interactions(stream_: Any) -> None:
-        # take_events acknowledges a batch only after this loop body returns (DB committed,
-        # DLQ and retrain messages acknowledged by the broker).
-        async for events in stream_.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
-            batch = batch_of(events, names.interactions)
-            handled = await retried(
-                functools.partial(serial, processor.handle_interactions, batch),
-                f"storing {len(batch)} interactions",
-            )
-            await send_all(handled.outgoing)
+    async def handle_interactions(batch: list[tuple[bytes | None, SourcePosition]]) -> None:
+        handled = await retried(
+            functools.partial(serial, processor.handle_interactions, batch),
+            f"storing {len(batch)} interactions",
+        )
+        await send_all(handled.outgoing)
+
+    interactions = BatchConsumer(
+        kafka,
+        names.interactions,
+        f"{stream.app_id}-{names.interactions}",
+        handle_interactions,
+        max_records=BATCH_MAX_EVENTS,
+        session_timeout_s=stream.session_timeout_s,
+        heartbeat_interval_s=stream.heartbeat_interval_s,
+        on_assigned=on_assigned,
+    )
+
+    @app.task
+    async def consume_interactions() -> None:
+        # A failed start (broker unreachable) or a consumer crash is retried with backoff.
+        await retried(interactions.run, f"consuming {names.interactions}")
 
     @app.agent(topic(names.items), name="items")
     async def items(stream_: Any) -> None:
@@ -225,5 +247,6 @@ def build_app(
         await send_all(pending)
 
     app.lsat_send_all = send_all  # used by the web view and tests
+    app.lsat_interactions = interactions
     app.lsat_serial = serial  # the processor's one thread (the web view calls through it)
     return app

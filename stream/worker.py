@@ -11,9 +11,9 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
 from lsat.core.admin import AdminDenied, check_bearer
@@ -55,9 +55,24 @@ def build_worker(
         dlq_payload_bytes=stream.dlq_payload_bytes,
         dlq_record_bytes=stream.dlq_record_bytes,
     )
+
+    def count_assignment(assigned: set[TopicPartition]) -> None:
+        processor.metrics.partition_assignments.inc()
+        known = settings.kafka.partitions
+        extra = sorted(tp.partition for tp in assigned if tp.partition >= known)
+        if extra:  # the global watermark would not wait for partitions it does not expect
+            log.warning(
+                "%s has partition(s) %s beyond LSAT_KAFKA_PARTITIONS=%d: set it to the topic's "
+                "partition count on every worker",
+                settings.kafka.topics.interactions,
+                extra,
+                known,
+            )
+
     app = build_app(
         settings,
         processor,
+        on_assigned=count_assignment,
         retry_first_s=stream.store_retry_first_s,
         retry_max_s=stream.store_retry_max_s,
     )
@@ -72,25 +87,6 @@ def build_worker(
             await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
             late = time.monotonic() - started - LOOP_PROBE_INTERVAL_S
             processor.metrics.event_loop_lag.observe(max(0.0, late))
-
-    @app.on_partitions_assigned.connect
-    async def count_assignment(_sender: Any, /, *assigned: Any, **_: Any) -> None:
-        processor.metrics.partition_assignments.inc()
-        topic, known = settings.kafka.topics.interactions, settings.kafka.partitions
-        extra = sorted(
-            tp.partition
-            for tps in assigned
-            for tp in tps
-            if tp.topic == topic and tp.partition >= known
-        )
-        if extra:  # the global watermark would not wait for partitions it does not expect
-            log.warning(
-                "%s has partition(s) %s beyond LSAT_KAFKA_PARTITIONS=%d: set it to the topic's "
-                "partition count on every worker",
-                topic,
-                extra,
-                known,
-            )
 
     @app.page(CLOSE_WINDOW_PATH)
     class CloseWindow(View):
@@ -118,13 +114,17 @@ def build_worker(
     async def export_lag() -> None:
         """Lag = the fetch high watermark minus our position (not ListOffsets, which tansu
         under-reports)."""
-        consumer = app.consumer
-        watched = {settings.kafka.topics.interactions, settings.kafka.topics.items}
-        for tp in consumer.assignment():
-            if tp.topic not in watched:  # faust's own assignor topic
-                continue
+        interactions = app.lsat_interactions
+        assigned = [(tp, interactions.highwater(tp)) for tp in interactions.assignment()]
+        items, faust_consumer = settings.kafka.topics.items, app.consumer
+        assigned += [  # (faust's own assignor topic left out)
+            (tp, faust_consumer.highwater(tp))
+            for tp in faust_consumer.assignment()
+            if tp.topic == items
+        ]
+        for tp, highwater in assigned:
             position = processor.positions.get((tp.topic, tp.partition))
-            lag = lag_messages(consumer.highwater(tp), position)
+            lag = lag_messages(highwater, position)
             processor.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                 lag
             )
