@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lsat.data.collaborative import CollaborativeCounts
@@ -232,11 +232,10 @@ def observe(
 ) -> tuple[Sample | None, dict[str, float], dict[str, dict[str, float | bool]]]:
     """The partition-local half of a step: the sample (history and like counts as of just
     before the event), the drift statistics that fired and every detector's snapshot."""
-    sample = history.observe(interaction)
+    features = None
     if counts is not None:
         features = counts.observe(interaction.user_id, interaction.item_id, interaction.label)
-        if sample is not None:
-            sample = replace(sample, collaborative=features)
+    sample = history.observe(interaction, features)
     fired: dict[str, float] = {}
     drift: dict[str, dict[str, float | bool]] = {}
     if sample is not None and detectors is not None:
@@ -285,13 +284,16 @@ def place(
     close early on due drift (``fired``: what this step's sample set off; its window, when it
     closed here, carries it). ``sample_ref``: the reference of this step's new sample, if any."""
     settled = settle(state.window, watermark, pool, policy)
+    if not settled.closed and not fired and not state.pending_drift:  # most events: no closure
+        open_id = settled.window.window_id
+        return Placed(PipelineState(settled.window, {}), settled.assigned, (), (), open_id)
     sample_window = None
     for sample, window_id in settled.assigned:
         if sample_ref is not None and sample.ref == sample_ref:
             sample_window = window_id
             break
     new_state, closed, requests = _close_all(
-        replace(state, window=settled.window),
+        PipelineState(settled.window, state.pending_drift),
         settled.closed,
         dict(fired),
         sample_window,

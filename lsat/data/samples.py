@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lsat.data.errors import LsatDataError
-from lsat.data.types import HISTORY_LENGTH, Dataset, Interaction, Sample
+from lsat.data.types import HISTORY_LENGTH, CollaborativeFeatures, Dataset, Interaction, Sample
 
 __all__ = [
     "History",
@@ -40,11 +40,15 @@ def push_history(
 
 
 def make_sample(
-    interaction: Interaction, history: History, length: int = HISTORY_LENGTH
+    interaction: Interaction,
+    history: Sequence[tuple[str, int]],
+    length: int = HISTORY_LENGTH,
+    collaborative: CollaborativeFeatures | None = None,
 ) -> Sample | None:
     """The sample for ``interaction`` given the user's earlier ``history`` (None if too short).
 
-    Only the newest ``length`` entries of ``history`` are used.
+    Only the newest ``length`` entries of ``history`` are used; ``collaborative``: the counts as
+    of just before the event, if kept.
 
     >>> it = Interaction("u", "z", 50, 1)
     >>> make_sample(it, (("a", 1),), length=2) is None
@@ -55,15 +59,16 @@ def make_sample(
     """
     if len(history) < length:
         return None
-    recent = history[-length:]
+    items, labels = zip(*history[-length:], strict=True)
     return Sample(
-        event_id=interaction.key(),
-        user_id=interaction.user_id,
-        item_id=interaction.item_id,
-        timestamp=interaction.timestamp,
-        label=interaction.label,
-        history_item_ids=tuple(item for item, _ in recent),
-        history_labels=tuple(int(label) for _, label in recent),
+        interaction.key(),
+        interaction.user_id,
+        interaction.item_id,
+        interaction.timestamp,
+        interaction.label,
+        items,
+        tuple(map(int, labels)),
+        collaborative,
     )
 
 
@@ -119,18 +124,24 @@ class HistoryTracker:
         key = interaction.key()
         return state is not None and key in state.events
 
-    def observe(self, interaction: Interaction) -> Sample | None:
-        """Build the sample from the history before ``interaction``, then record it.
+    def observe(
+        self, interaction: Interaction, collaborative: CollaborativeFeatures | None = None
+    ) -> Sample | None:
+        """Build the sample from the history before ``interaction`` (carrying
+        ``collaborative``), then record it.
 
         Returns None while the user has fewer than ``length`` earlier interactions, and for
         a re-delivered event (whose sample was produced the first time).
         """
-        if self.is_duplicate(interaction):
+        key = interaction.key()
+        state = self._users.get(interaction.user_id)
+        if state is None:
+            state = self._users[interaction.user_id] = _UserState()
+        elif key in state.events:
             return None
-        state = self._users.setdefault(interaction.user_id, _UserState())
-        sample = make_sample(interaction, self.history(interaction.user_id), self.length)
+        sample = make_sample(interaction, state.pairs, self.length, collaborative)
         state.pairs.append((interaction.item_id, int(interaction.label)))
-        state.events.append(interaction.key())
+        state.events.append(key)
         if len(state.events) > self.keep:
             del state.pairs[0], state.events[0]
         return sample

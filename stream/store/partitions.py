@@ -155,8 +155,10 @@ class StoredPool:
         return min(times, default=None)
 
     def take(self, until_ts: int | None, limit: int) -> list[PendingSample]:
-        stored: list[PendingSample] = []
         low = self._stored_min
+        if low is None or (until_ts is not None and low > until_ts):
+            return self._take_new(until_ts, limit)  # nothing stored is due: no query
+        stored: list[PendingSample] = []
         if low is not None and (until_ts is None or low <= until_ts):
             query = select(
                 PendingSampleRow.event_id, PendingSampleRow.timestamp, PendingSampleRow.late
@@ -182,6 +184,20 @@ class StoredPool:
             self.stored_taken.extend(taken_stored)
             self._stored_min = self._query_min()
         self._new = [s for s in self._new if id(s) not in chosen]
+        return merged
+
+    def _take_new(self, until_ts: int | None, limit: int) -> list[PendingSample]:
+        """:meth:`take` among this batch's new samples only (the common case: one each)."""
+        new = self._new
+        if not new:
+            return []
+        if until_ts is None and len(new) == 1 and limit >= 1:
+            self._new = []
+            return new
+        due = [s for s in new if until_ts is None or s.ts <= until_ts]
+        merged = sorted(due, key=lambda s: s.ts)[:limit]
+        chosen = {id(s) for s in merged}
+        self._new = [s for s in new if id(s) not in chosen]
         return merged
 
     def flush(self) -> list[PendingSample]:
