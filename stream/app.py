@@ -1,7 +1,7 @@
 """The faust app: a batch consumer for interactions, a thin agent for items, and what they send.
 
 ``interactions`` is read by a :class:`~lsat.stream.batch_consumer.BatchConsumer` (aiokafka
-``getmany``, batches of up to :data:`BATCH_MAX_EVENTS`, its own consumer group): faust's
+``getmany``, batches of up to ``LSAT_STREAM_BATCH_MAX_EVENTS``, its own consumer group): faust's
 per-event path cost more CPU than the processing itself. The low-volume ``items`` topic keeps a
 faust agent. faust still runs the web view, the timers, the producer and the worker's life cycle.
 
@@ -47,7 +47,7 @@ __all__ = ["Outgoing", "Processor", "SerialThread", "WorkerApp", "build_app", "u
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH_MAX_EVENTS = 500
-"""Most interactions handled in one DB transaction."""
+"""Most items handled in one DB transaction (interactions: ``stream.batch_max_events``)."""
 BATCH_WITHIN_S = 0.05
 """How long a partial batch waits for more events."""
 RETRY_FIRST_S = 0.5
@@ -217,7 +217,7 @@ def build_app(
         names.interactions,
         f"{stream.app_id}-{names.interactions}",
         handle_interactions,
-        max_records=BATCH_MAX_EVENTS,
+        max_records=stream.batch_max_events,
         session_timeout_s=stream.session_timeout_s,
         heartbeat_interval_s=stream.heartbeat_interval_s,
         on_assigned=on_assigned,

@@ -109,6 +109,9 @@ class StreamSettings:
     store_retry_first_s: Annotated[Seconds, Env("LSAT_STORE_RETRY_FIRST_S")] = 0.5
     store_retry_max_s: Annotated[Seconds, Env("LSAT_STORE_RETRY_MAX_S")] = 30.0
     partition_idle_timeout_s: Annotated[Seconds, Env("LSAT_PARTITION_IDLE_TIMEOUT_S")] = 30.0
+    batch_max_events: Annotated[Count, Env("LSAT_STREAM_BATCH_MAX_EVENTS")] = 2_000
+    """Most interactions one worker handles in one DB transaction (larger: fewer statements per
+    event, longer transactions holding the store's lock)."""
 
     @property
     def worker_base_url(self) -> str:

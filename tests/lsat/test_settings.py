@@ -34,6 +34,7 @@ LEGACY = [
     ("LSAT_KAFKA_HEARTBEAT_INTERVAL_S", "0.5", ("stream", "heartbeat_interval_s"), 0.5),
     ("LSAT_STREAM_APP_ID", "app-x", ("stream", "app_id"), None),
     ("LSAT_DRIFT_DETECTION", "0", ("stream", "drift_detection"), False),
+    ("LSAT_STREAM_BATCH_MAX_EVENTS", "300", ("stream", "batch_max_events"), 300),
     ("LSAT_TRAINER_MARGIN", "0.05", ("trainer", "margin"), 0.05),
     ("LSAT_TRAINER_GROUP", "g", ("trainer", "group_id"), None),
     ("LSAT_TRAINER_EPOCHS", "3", ("trainer", "epochs"), 3),
