@@ -21,11 +21,12 @@ from lsat.data.types import Interaction, Item
 from lsat.stream.errors import StreamError
 from lsat.stream.global_window import PendingSample
 from lsat.stream.store import partitions
+from lsat.stream.store.bulk import BulkInsert
 from lsat.stream.store.collaborative import (
+    SAMPLE_FEATURE_COLUMNS,
     add_like_counts,
     backfill_like_counts,
     like_counts_of,
-    sample_feature_values,
 )
 from lsat.stream.store.models import (
     CatalogueItemRow,
@@ -46,6 +47,47 @@ from lsat.stream.store.records import (
 )
 
 __all__ = ["StoreError", "StoreTransaction"]
+
+_INTERACTION_COLUMNS = (
+    "event_id",
+    "user_id",
+    "item_id",
+    "timestamp",
+    "label",
+    "rating",
+    "source_partition",
+    "source_offset",
+    "payload_sha256",
+)
+_SAMPLE_COLUMNS = (
+    "event_id",
+    "user_id",
+    "item_id",
+    "timestamp",
+    "label",
+    "history",
+    "window_id",
+    "late",
+    "source_partition",
+    "source_offset",
+    *(column for column, _ in SAMPLE_FEATURE_COLUMNS),
+)
+_NO_FEATURES = (None,) * len(SAMPLE_FEATURE_COLUMNS)
+_BULK_INSERTS: dict[Any, tuple[BulkInsert, BulkInsert]] = {}
+
+
+def _bulk_inserts(insert: Any) -> tuple[BulkInsert, BulkInsert]:
+    """The (interactions, samples) bulk inserts for this dialect's ``insert`` (built once)."""
+    pair = _BULK_INSERTS.get(insert)
+    if pair is None:
+        shared = ("inserted_at",)
+        interactions = cast(Table, InteractionRow.__table__)
+        samples = cast(Table, SampleRow.__table__)
+        pair = _BULK_INSERTS[insert] = (
+            BulkInsert(interactions, _INTERACTION_COLUMNS, shared, "event_id", insert),
+            BulkInsert(samples, _SAMPLE_COLUMNS, shared, "event_id", insert),
+        )
+    return pair
 
 
 class StoreError(StreamError):
@@ -138,8 +180,8 @@ class StoreTransaction:
         """
         if not items:
             return
-        now = datetime.now(UTC)
-        interactions, samples = [], []
+        interactions: list[tuple[Any, ...]] = []
+        samples: list[tuple[Any, ...]] = []
         windows: dict[int, list[int]] = {}
         for item in items:
             it, source = item.interaction, item.source
@@ -147,57 +189,58 @@ class StoreTransaction:
             offset = source.offset if source else None
             event_id = it.key()
             interactions.append(
-                {
-                    "event_id": event_id,
-                    "user_id": it.user_id,
-                    "item_id": it.item_id,
-                    "timestamp": it.timestamp,
-                    "label": it.label,
-                    "rating": it.rating,
-                    "source_partition": partition,
-                    "source_offset": offset,
-                    "payload_sha256": item.payload_sha256,
-                    "inserted_at": now,
-                }
+                (
+                    event_id,
+                    it.user_id,
+                    it.item_id,
+                    it.timestamp,
+                    it.label,
+                    it.rating,
+                    partition,
+                    offset,
+                    item.payload_sha256,
+                )
             )
             sample = item.sample
             if sample is None:
                 continue
+            f = sample.collaborative
             samples.append(
-                {
-                    "event_id": event_id,
-                    "user_id": sample.user_id,
-                    "item_id": sample.item_id,
-                    "timestamp": sample.timestamp,
-                    "label": sample.label,
-                    "history": {
+                (
+                    event_id,
+                    sample.user_id,
+                    sample.item_id,
+                    sample.timestamp,
+                    sample.label,
+                    {
                         "item_ids": list(sample.history_item_ids),
                         "labels": list(sample.history_labels),
                     },
-                    "window_id": item.window_id,
-                    "late": item.late,
-                    "source_partition": partition,
-                    "source_offset": offset,
-                    "inserted_at": now,
-                    **sample_feature_values(sample.collaborative),
-                }
+                    item.window_id,
+                    item.late,
+                    partition,
+                    offset,
+                    *(
+                        _NO_FEATURES
+                        if f is None
+                        else (
+                            f.user_likes,
+                            f.user_count,
+                            f.item_likes,
+                            f.item_count,
+                            f.global_likes,
+                            f.global_count,
+                        )
+                    ),
+                )
             )
             if item.window_id is not None:
                 windows.setdefault(item.window_id, []).append(sample.timestamp)
         conn = self.session.connection()
-        conn.execute(
-            self._insert(cast(Table, InteractionRow.__table__)).on_conflict_do_nothing(
-                index_elements=["event_id"]
-            ),
-            interactions,
-        )
-        if samples:
-            conn.execute(
-                self._insert(cast(Table, SampleRow.__table__)).on_conflict_do_nothing(
-                    index_elements=["event_id"]
-                ),
-                samples,
-            )
+        shared = {"inserted_at": datetime.now(UTC)}
+        insert_interactions, insert_samples = _bulk_inserts(self._insert)
+        insert_interactions.execute(conn, interactions, shared)
+        insert_samples.execute(conn, samples, shared)
         add_like_counts(self.session, self._insert, [item.interaction for item in items])
         for window_id, timestamps in windows.items():
             row = self._window_row(window_id)
