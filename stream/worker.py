@@ -8,6 +8,7 @@ token>`` (refused when no token is configured); ``lsat retrain --now`` does that
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -26,11 +27,13 @@ from lsat.stream.store import SampleStore
 
 __all__ = [
     "CLOSE_WINDOW_PATH",
+    "GC_THRESHOLDS",
     "LAG_INTERVAL_S",
     "LOOP_PROBE_INTERVAL_S",
     "TICK_INTERVAL_S",
     "build_worker",
     "run_worker",
+    "tune_gc",
 ]
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,24 @@ def build_worker(
     return app, processor
 
 
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The worker's ``gc.set_threshold`` (Python's default: 700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a process that allocates per event.
+
+    A batch of 2,000 events keeps tens of thousands of young objects alive until its commit;
+    with the default thresholds they are promoted and sweep the whole heap (faust, aiokafka,
+    SQLAlchemy) in frequent full collections. ``gc.freeze()`` moves what start-up allocated out
+    of every collection, and a larger first-generation threshold lets a batch's objects die
+    before one. Measured (``bench_workers.py``, 1 worker, SQLite, interleaved runs): 5.4k
+    events/s without, 6.9k-9.0k with (processor thread CPU ~155 -> ~85-110 µs/event).
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> int:
     """Start the metrics server and the faust worker; returns when the worker stops."""
     metrics = StreamMetrics()
@@ -139,6 +160,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     log.info("metrics on http://%s:%d/metrics", settings.bind_host, server.port)
     store = SampleStore(settings.db_url)
     app, _ = build_worker(settings, store, metrics)
+    tune_gc()
     try:
         worker = faust.Worker(app, loglevel=loglevel, quiet=True)
         worker.execute_from_commandline()
