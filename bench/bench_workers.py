@@ -170,16 +170,22 @@ def run_once(
             sender.start()
             bar = tqdm(total=n, unit="ev", leave=False, desc=f"{store_kind} x{n_workers}")
             done = 0
+            produced_at: tuple[float, int] | None = None  # (time, events stored by then)
             while done < n:
                 if time.perf_counter() - started > args.timeout:
                     raise RuntimeError(f"{done} of {n} events stored after {args.timeout}s")
                 time.sleep(POLL_S)
+                if produced and produced_at is None:
+                    produced_at = (time.perf_counter(), counts.handled())
                 done = counts.handled()
                 bar.update(done - bar.n)
                 workers.check_alive()
-            seconds = time.perf_counter() - started
+            finished = time.perf_counter()
+            seconds = finished - started
             bar.close()
             sender.join()
+            if produced_at is None:  # the workers stored the last event before the ack came
+                produced_at = (finished, n)
             cpu_after = workers.cpu()
             broker_cpu = sum(thread_cpu_s(broker._process.pid)) - broker_before
             metrics = workers.metrics()
@@ -214,6 +220,8 @@ def run_once(
         broker_cpu_s=broker_cpu,
         profiled=profile,
         buckets=buckets,
+        drained=n - produced_at[1],
+        drain_s=finished - produced_at[0],
     )
 
 
