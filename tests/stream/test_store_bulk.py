@@ -3,7 +3,8 @@
 The same rows go in twice — once through ``connection.execute(insert, dicts)``, once through
 :class:`~lsat.stream.store.bulk.BulkInsert` under other event ids — and the raw column values
 read back at the driver level must match: JSON text, booleans, the insert time's stored form,
-NULL features. A row whose event id is stored already is left out, not an error.
+NULL features. A row whose event id is stored already is left out, not an error, and ids
+follow the order of the rows given (the worker reads recent history by id).
 """
 
 from __future__ import annotations
@@ -62,7 +63,14 @@ def test_bulk_rows_equal_sqlalchemy_rows_and_conflicts_are_left_out(db_url: str)
         bulk.execute(connection, rows, {"inserted_at": now})
         bulk.execute(connection, [("bulk-a", *full[1][1:])], {"inserted_at": now})  # conflict
         by_core, by_bulk = _raw(connection, "core-"), _raw(connection, "bulk-")
+        given = [f"order-{k:02d}-{'zyxwv'[k % 5]}" for k in range(20)]
+        shuffled = sorted(given, key=lambda event_id: event_id[-1])  # not alphabetical order
+        bulk.execute(connection, [(e, *full[0][1:]) for e in shuffled], {"inserted_at": now})
+        by_id = connection.exec_driver_sql(
+            "SELECT event_id FROM samples WHERE substr(event_id, 1, 6) = 'order-' ORDER BY id"
+        ).fetchall()
     engine.dispose()
+    assert [row[0] for row in by_id] == shuffled
     assert len(by_bulk) == 2
     assert by_bulk == by_core
     assert by_bulk[0][1] == "i1", "the conflicting second insert of bulk-a changed nothing"
