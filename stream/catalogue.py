@@ -9,7 +9,7 @@ it has not seen from the store (:meth:`CatalogueHandler.learn_categories`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from lsat.data.types import Item
 from lsat.stream.app import Outgoing
@@ -18,7 +18,10 @@ from lsat.stream.events import parse_item
 from lsat.stream.isolation import Handled, IsolatedHandler, Record
 from lsat.stream.store import SourcePosition, StoreTransaction
 
-__all__ = ["CatalogueHandler", "position_of"]
+__all__ = ["CATEGORY_RETRY_S", "CatalogueHandler", "position_of"]
+
+CATEGORY_RETRY_S = 60.0
+"""How long an item the store had no category for goes without being asked again."""
 
 
 def position_of(source: SourcePosition) -> tuple[str | None, int, int]:
@@ -30,6 +33,9 @@ class CatalogueHandler(IsolatedHandler):
     """``items`` messages into the catalogue; item categories; consumed positions (for lag)."""
 
     categories: dict[str, Hashable]
+    category_asked: dict[str, float]
+    """Items the store had no category for → when it was asked (see :meth:`learn_categories`)."""
+    clock: Callable[[], float]
     positions: dict[tuple[str, int], int]
     max_event_bytes: int
 
@@ -72,11 +78,23 @@ class CatalogueHandler(IsolatedHandler):
             self._remember_category(item.item_id, item.extra.get("genres"))
 
     def learn_categories(self, tx: StoreTransaction, item_ids: Iterable[str]) -> None:
-        """Categories of items this worker has not seen (another worker may have stored them)."""
-        unknown = {i for i in item_ids if i not in self.categories}
+        """Categories of items this worker has not seen (another worker may have stored them).
+
+        An item the store had no category for is asked again only after
+        :data:`CATEGORY_RETRY_S` (without a catalogue every batch asked for all its items).
+        """
+        now = self.clock()
+        asked = self.category_asked
+        retry = CATEGORY_RETRY_S
+        unknown = {
+            i for i in item_ids if i not in self.categories and now - asked.get(i, -retry) >= retry
+        }
         if unknown:
             for item_id, extra in tx.item_extras(unknown).items():
                 self._remember_category(item_id, extra.get("genres"))
+            for item_id in unknown:
+                if item_id not in self.categories:
+                    asked[item_id] = now
 
     def _remember_category(self, item_id: str, genres: str | None) -> None:
         if genres:

@@ -143,6 +143,7 @@ class StreamProcessor(CatalogueHandler):
             clock=clock,
         )
         self.categories: dict[str, Hashable] = {}
+        self.category_asked: dict[str, float] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.parts: dict[int, PartitionMemory] = {}
         self.state = PipelineState()

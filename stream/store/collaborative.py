@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from lsat.data.collaborative import CollaborativeCounts
 from lsat.data.types import CollaborativeFeatures, Interaction, Sample
 from lsat.stream.store.history import user_history
+from lsat.stream.store.membership import member_of
 from lsat.stream.store.models import (
     InteractionRow,
     ItemLikeCountRow,
@@ -234,16 +235,14 @@ def like_counts_of(
     with several workers each batch counts on what every earlier commit counted.
     """
     wanted_users, wanted_items = sorted(set(users)), sorted(set(items))
+    dialect = session.get_bind().dialect.name
     found: dict[str, dict[str, list[int]]] = {"users": {}, "items": {}}
     for kind, table, key, wanted in (
         ("users", USERS, "user_id", wanted_users),
         ("items", ITEMS, "item_id", wanted_items),
     ):
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            query = select(table.c[key], table.c.likes, table.c.count).where(
-                table.c[key].in_(chunk)
-            )
+        for condition in member_of(table.c[key], wanted, dialect):
+            query = select(table.c[key], table.c.likes, table.c.count).where(condition)
             for k, likes, count in session.execute(query):
                 found[kind][str(k)] = [int(likes), int(count)]
     total = session.get(LikeCountTotalRow, GLOBAL)

@@ -28,6 +28,7 @@ from lsat.stream.store.collaborative import (
     backfill_like_counts,
     like_counts_of,
 )
+from lsat.stream.store.membership import member_of
 from lsat.stream.store.models import (
     CatalogueItemRow,
     DeadLetterRow,
@@ -109,21 +110,15 @@ class StoreTransaction:
         """Which of ``event_ids`` are already stored (one query per 500 ids)."""
         wanted = list(dict.fromkeys(event_ids))
         found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            found.update(
-                self.session.scalars(
-                    select(InteractionRow.event_id).where(InteractionRow.event_id.in_(chunk))
-                )
-            )
+        for condition in member_of(InteractionRow.event_id, wanted, self._dialect):
+            found.update(self.session.scalars(select(InteractionRow.event_id).where(condition)))
         return found
 
     def stored_events(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
         """The stored interactions among ``event_ids``, by id (one query per 500 ids)."""
         wanted = list(dict.fromkeys(event_ids))
         found: dict[str, StoredEvent] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for condition in member_of(InteractionRow.event_id, wanted, self._dialect):
             rows = self.session.execute(
                 select(
                     InteractionRow.event_id,
@@ -135,7 +130,7 @@ class StoreTransaction:
                     InteractionRow.source_partition,
                     InteractionRow.source_offset,
                     InteractionRow.payload_sha256,
-                ).where(InteractionRow.event_id.in_(chunk))
+                ).where(condition)
             )
             for event_id, user, item, ts, label, rating, partition, offset, sha in rows:
                 it = Interaction(user, item, ts, label, rating, event_id)
@@ -324,10 +319,8 @@ class StoreTransaction:
         """The catalogue's extra fields (e.g. ``genres``) of the known ``item_ids``."""
         wanted = sorted(set(item_ids))
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(wanted), 500):
-            query = select(CatalogueItemRow.item_id, CatalogueItemRow.extra).where(
-                CatalogueItemRow.item_id.in_(wanted[start : start + 500])
-            )
+        for condition in member_of(CatalogueItemRow.item_id, wanted, self._dialect):
+            query = select(CatalogueItemRow.item_id, CatalogueItemRow.extra).where(condition)
             found.update({str(k): dict(v or {}) for k, v in self.session.execute(query)})
         return found
 
