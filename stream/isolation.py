@@ -1,14 +1,14 @@
 """Per-record outcomes, failure classes and conflict descriptions for the worker's consumers.
 
 Invariant: every consumed offset ends as exactly one :data:`Outcome` — ``stored``,
-``dead_lettered`` or ``duplicate`` — before the agent returns (and so before faust may commit
-its offset). :class:`Handled` carries those outcomes next to the messages to send, so tests
+``dead_lettered`` or ``duplicate`` — before the consumer's handler returns (and so before its
+offset is committed). :class:`Handled` carries those outcomes next to the messages to send, so tests
 can check the invariant offset by offset.
 
 A failure is either the record's fault (bad data the validation missed, a bug hit by one
 record): that record is dead-lettered as ``internal_error:<class>`` and its batch goes on; or
 the store's (:func:`is_store_failure`: the database is down, locked or gone): then nothing is
-dead-lettered, :class:`StoreUnavailable` is raised and the agent retries the same batch later.
+dead-lettered, :class:`StoreUnavailable` is raised and the consumer retries the same batch later.
 
 >>> from lsat.data.types import Interaction
 >>> conflict_detail(Interaction("u", "i", 5, 1, 4.0, "e1"), Interaction("u", "i", 5, 0, 2.0))

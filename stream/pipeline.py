@@ -4,7 +4,7 @@
 state and the detectors, it returns a :class:`StepResult`: the sample to store (none while the
 user has fewer than ``HISTORY_LENGTH`` earlier interactions, or for a re-delivered event), its
 window id and late flag, windows that closed with their :class:`RetrainRequest`, and the drift
-detectors' statistics. The agent stores the sample, publishes the requests, exports metrics.
+detectors' statistics. The processor stores the sample, publishes the requests, exports metrics.
 Given like counts (:class:`~lsat.data.collaborative.CollaborativeCounts`), the sample carries
 them as of just before its event.
 
@@ -150,7 +150,7 @@ class PipelineState:
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """The effects of one step, for the agent to apply."""
+    """The effects of one step, for the processor to apply."""
 
     sample: Sample | None
     window_id: int | None

@@ -1,6 +1,6 @@
 """Applies the pipeline's effects: sample store, dead letters, retrain requests, metrics.
 
-:class:`StreamProcessor` is what the faust agents call (from a worker thread, one batch at a
+:class:`StreamProcessor` is what the worker's consumers call (from a worker thread, one batch at a
 time). It validates raw messages (:mod:`lsat.stream.events`), runs each interaction through its
 partition's history, like counts and detectors (:func:`lsat.stream.pipeline.observe`) and the
 global window (:class:`lsat.stream.partitioned.BatchWindows`), and commits the interactions,
