@@ -24,7 +24,9 @@ Insert = Callable[[Table], Any]
 
 
 class BulkInsert:
-    """``INSERT INTO table (columns…) … ON CONFLICT (conflict) DO NOTHING`` for many rows.
+    """``INSERT INTO table (columns…) … ON CONFLICT (conflict) DO NOTHING`` for many rows, or,
+    with ``accumulate``, ``DO UPDATE`` adding the new row's values of those columns to the
+    stored ones (the rows of one call must then have distinct ``conflict`` values).
 
     Rows are sequences of the values of ``row_columns`` in that order; ``shared_columns`` take
     one value for every row of a call (:meth:`execute`'s ``shared``).
@@ -37,13 +39,20 @@ class BulkInsert:
         shared_columns: Sequence[str],
         conflict: str,
         insert: Insert,
+        accumulate: Sequence[str] = (),
     ) -> None:
         self.table = table
         self.row_columns = tuple(row_columns)
         self.shared_columns = tuple(shared_columns)
         self.columns = (*self.row_columns, *self.shared_columns)
         self.conflict = conflict
-        self.statement = insert(table).on_conflict_do_nothing(index_elements=[conflict])
+        self.accumulate = tuple(accumulate)
+        statement = insert(table)
+        if self.accumulate:
+            added = {c: table.c[c] + statement.excluded[c] for c in self.accumulate}
+            self.statement = statement.on_conflict_do_update(index_elements=[conflict], set_=added)
+        else:
+            self.statement = statement.on_conflict_do_nothing(index_elements=[conflict])
         self._compiled: dict[str, tuple[str, tuple[int, ...] | None, list[Any]]] = {}
 
     def _prepare(self, connection: Connection) -> tuple[str, tuple[int, ...] | None, list[Any]]:
@@ -104,8 +113,16 @@ class BulkInsert:
         """PostgreSQL: ``COPY`` into a session-local staging table, then one
         ``INSERT … SELECT … ON CONFLICT DO NOTHING`` in the rows' order (so ids keep arrival
         order). psycopg's ``executemany`` sends one statement per row: ~3× the client CPU."""
-        table, columns = self.table.name, ", ".join(self.columns)
-        staging = f"lsat_bulk_{table}"
+        quote = connection.dialect.identifier_preparer.quote
+        table, columns = quote(self.table.name), ", ".join(quote(c) for c in self.columns)
+        staging = f"lsat_bulk_{self.table.name}"
+        action = "DO NOTHING"
+        if self.accumulate:
+            added = [quote(c) for c in self.accumulate]
+            action = "DO UPDATE SET " + ", ".join(
+                f"{c} = {table}.{c} + EXCLUDED.{c}" for c in added
+            )
+        on_conflict = f"ON CONFLICT ({quote(self.conflict)}) {action}"
         driver = connection.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor:
@@ -118,6 +135,6 @@ class BulkInsert:
                     copy.write_row((order, *row))
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-                f"ORDER BY lsat_order ON CONFLICT ({self.conflict}) DO NOTHING"
+                f"ORDER BY lsat_order {on_conflict}"
             )
             cursor.execute(f"TRUNCATE {staging}")

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from lsat.data.collaborative import CollaborativeCounts
 from lsat.data.types import CollaborativeFeatures, Interaction, Sample
+from lsat.stream.store.bulk import BulkInsert
 from lsat.stream.store.history import user_history
 from lsat.stream.store.membership import member_of
 from lsat.stream.store.models import (
@@ -122,25 +123,17 @@ def like_deltas(
     return users, items, total
 
 
-_UPSERTS: dict[tuple[Insert, str], Any] = {}
+_UPSERTS: dict[tuple[Insert, str], BulkInsert] = {}
 
 
-def _upsert(session: Session, insert: Insert, table: Table, key: str, rows: list[dict]) -> None:
-    """Add ``likes``/``count`` to each keyed row, creating missing ones (one executemany)."""
-    if not rows:
-        return
-    stmt = _UPSERTS.get((insert, table.name))
-    if stmt is None:  # built once per dialect and table: SQLAlchemy then reuses its compilation
-        stmt = insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[key],
-            set_={
-                "likes": table.c.likes + stmt.excluded.likes,
-                "count": table.c.count + stmt.excluded.count,
-            },
-        )
-        _UPSERTS[(insert, table.name)] = stmt
-    session.connection().execute(stmt, rows)
+def _upsert(session: Session, insert: Insert, table: Table, key: str, rows: list[tuple]) -> None:
+    """Add ``likes``/``count`` to each keyed row, creating missing ones (one bulk statement)."""
+    upsert = _UPSERTS.get((insert, table.name))
+    if upsert is None:  # built once per dialect and table
+        columns = (key, "likes", "count")
+        upsert = BulkInsert(table, columns, (), key, insert, accumulate=("likes", "count"))
+        _UPSERTS[(insert, table.name)] = upsert
+    upsert.execute(session.connection(), rows)
 
 
 def add_like_counts(session: Session, insert: Insert, interactions: Sequence[Interaction]) -> None:
@@ -149,13 +142,11 @@ def add_like_counts(session: Session, insert: Insert, interactions: Sequence[Int
     if not interactions:
         return
     users, items, total = like_deltas(interactions)
-    user_rows = [{"user_id": k, "likes": v[0], "count": v[1]} for k, v in sorted(users.items())]
-    item_rows = [{"item_id": k, "likes": v[0], "count": v[1]} for k, v in sorted(items.items())]
+    user_rows = [(k, v[0], v[1]) for k, v in sorted(users.items())]
+    item_rows = [(k, v[0], v[1]) for k, v in sorted(items.items())]
     _upsert(session, insert, USERS, "user_id", user_rows)
     _upsert(session, insert, ITEMS, "item_id", item_rows)
-    _upsert(
-        session, insert, TOTALS, "name", [{"name": GLOBAL, "likes": total[0], "count": total[1]}]
-    )
+    _upsert(session, insert, TOTALS, "name", [(GLOBAL, total[0], total[1])])
 
 
 def like_counts_kept(session: Session) -> bool:
