@@ -12,19 +12,61 @@ precision. :func:`bootstrap_long` trains and promotes the long-term adapter, wit
 combiner fitted on its windows that serves until a short version carries one.
 
 Imports run one way: :mod:`.helpers` (leaf) ← collaborators ← :mod:`.job` ← :mod:`.service`.
+Attributes load on first use (PEP 562): importing a light submodule such as :mod:`.retry` or
+:mod:`.options` (the CLI's parser does) must not import torch and transformers, which cost every
+``lsat`` command ~8 s.
 """
 
-from lsat.adapters.trainer.child import ChildJob, ChildResult, train_in_child
-from lsat.adapters.trainer.errors import TrainerChildFailed, TrainerError
-from lsat.adapters.trainer.helpers import RetrainOutcome, split_window
-from lsat.adapters.trainer.job import Retrainer, build_retrainer
-from lsat.adapters.trainer.long import LongRefresher, bootstrap_long, long_refresh_due
-from lsat.adapters.trainer.metrics import TrainerMetrics
-from lsat.adapters.trainer.options import QualityOptions
-from lsat.adapters.trainer.pool import AdapterPool, TitleCache
-from lsat.adapters.trainer.resume import resume_decision
-from lsat.adapters.trainer.retry import RetryPolicy
-from lsat.adapters.trainer.service import run_trainer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lsat.adapters.trainer.child import ChildJob, ChildResult, train_in_child
+    from lsat.adapters.trainer.errors import TrainerChildFailed, TrainerError
+    from lsat.adapters.trainer.helpers import RetrainOutcome, split_window
+    from lsat.adapters.trainer.job import Retrainer, build_retrainer
+    from lsat.adapters.trainer.long import LongRefresher, bootstrap_long, long_refresh_due
+    from lsat.adapters.trainer.metrics import TrainerMetrics
+    from lsat.adapters.trainer.options import QualityOptions
+    from lsat.adapters.trainer.pool import AdapterPool, TitleCache
+    from lsat.adapters.trainer.resume import resume_decision
+    from lsat.adapters.trainer.retry import RetryPolicy
+    from lsat.adapters.trainer.service import run_trainer
+
+_EXPORTS = {
+    "ChildJob": "child",
+    "ChildResult": "child",
+    "train_in_child": "child",
+    "TrainerChildFailed": "errors",
+    "TrainerError": "errors",
+    "RetrainOutcome": "helpers",
+    "split_window": "helpers",
+    "Retrainer": "job",
+    "build_retrainer": "job",
+    "LongRefresher": "long",
+    "bootstrap_long": "long",
+    "long_refresh_due": "long",
+    "TrainerMetrics": "metrics",
+    "QualityOptions": "options",
+    "AdapterPool": "pool",
+    "TitleCache": "pool",
+    "resume_decision": "resume",
+    "RetryPolicy": "retry",
+    "run_trainer": "service",
+}
+"""Public name → the submodule that defines it."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AdapterPool",
