@@ -190,8 +190,24 @@ def consume_all(
 @pytest.fixture(scope="session")
 def live_system(tmp_path_factory: pytest.TempPathFactory, ml100k_dir: Path) -> object:
     """ONE live run (broker, worker, trainer, scorer on the tiny Llama, Prometheus when
-    installed) shared by tests/test_end_to_end.py and tests/deploy/test_live_dashboard.py;
-    a :class:`live_system.LiveResult`, everything already stopped (see tests/live_system.py)."""
+    installed) shared by tests/test_end_to_end.py and tests/deploy/test_live_dashboard.py, once
+    per test run also under pytest-xdist; a :class:`live_system.LiveResult`, everything already
+    stopped (see tests/live_system.py)."""
     from live_system import run_live_system
 
-    return run_live_system(tmp_path_factory.mktemp("live"), ml100k_dir)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return run_live_system(tmp_path_factory.mktemp("live"), ml100k_dir)
+    # under pytest-xdist (./run test): the first worker to ask runs it, the other waits and
+    # reads its result from the run's shared temporary folder
+    import fcntl
+    import pickle
+
+    shared = tmp_path_factory.getbasetemp().parent
+    with (shared / "live_system.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = shared / "live_system.pickle"
+        if saved.exists():
+            return pickle.loads(saved.read_bytes())
+        result = run_live_system(tmp_path_factory.mktemp("live"), ml100k_dir)
+        saved.write_bytes(pickle.dumps(result))
+        return result
