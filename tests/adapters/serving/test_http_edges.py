@@ -251,6 +251,21 @@ def test_a_chunked_body_under_the_limit_is_scored_and_keep_alive_holds(
     assert second.body["items"] == first.body["items"]
 
 
+def test_connections_send_without_nagle_delay(shared_scorer: Scorer) -> None:
+    """A response's head and body are separate writes: with Nagle's algorithm the body waits
+    for the client's delayed ACK (~40 ms per request), so every accepted socket has NODELAY."""
+    server = shared_scorer._server
+    assert server is not None
+    with socket.create_connection(_address(shared_scorer), timeout=15) as sock:
+        sock.sendall(request("/healthz", b"", method="GET"))
+        assert _read_reply(sock) is not None
+        connections = list(server.server_state.connections)
+        assert connections, "the server holds the open connection"
+        for protocol in connections:
+            accepted = protocol.transport.get_extra_info("socket")
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_an_idle_connection_is_closed_after_the_header_timeout(
     make_scorer: Callable[..., Scorer],
 ) -> None:
