@@ -2,11 +2,12 @@
 
 Every candidate prompt of a user starts with the same instruction + history; only the target
 differs. :class:`PrefixRanker` splits each group of prompts at their longest common token
-prefix (:func:`split_shared_prefix`), runs the prefix once and keeps its keys and values per
-layer, then runs every candidate's suffix tokens packed into one sequence; a suffix token
-attends to the one prefix copy and causally to its own suffix
-(:func:`~lsat.adapters.model.prefix_attention.suffix_attention`). The token ids are exactly
-the unshared path's, so the scores equal it up to float rounding.
+prefix (:func:`split_shared_prefix`) and packs the prefix once, followed by every candidate's
+suffix tokens, into one sequence: prefix tokens attend causally among themselves, a suffix
+token to the one prefix copy (its keys and values at the same layer) and causally to its own
+suffix (:func:`~lsat.adapters.model.prefix_attention.suffix_attention`); the prefix's keys and
+values per layer are kept for the cache. The token ids are exactly the unshared path's, so the
+scores equal it up to float rounding.
 
 Adapters: every adapter (long, short, merged, or ``None`` = the bare base model) is a *stream*
 through the same pass, sharing the frozen layers below the lowest adapted one
@@ -76,11 +77,21 @@ def split_shared_prefix(token_lists: Sequence[Sequence[int]]) -> PromptGroup:
 
 @dataclass
 class _Segment:
-    """One group's candidates inside a packed chunk: tokens [start, start + layout.total)."""
+    """One run of tokens inside a packed chunk: tokens [start, start + layout.total).
+
+    A group's candidates see their prefix's keys/values: ``prior`` when they are known (cached or
+    run by an earlier chunk), else ``source``, the prefix's own segment in the same chunk. A
+    prefix segment (no prior, no source, one causal run) is the prompt prefix itself.
+    """
 
     start: int
     layout: SuffixLayout
     prior: KV | None
+    source: _Segment | None = None
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.start, self.start + self.layout.total)
 
 
 class PrefixRanker:
@@ -88,9 +99,12 @@ class PrefixRanker:
 
     ``max_tokens`` bounds the tokens per forward chunk (a request with thousands of candidates
     runs in bounded memory); ``bucket_size`` candidates (sorted by length) share one padded
-    width in the own-suffix attention. Groups with the same prefix in one call run it once;
-    with a ``cache`` (:class:`~lsat.adapters.model.prefix_cache.PrefixKVCache`) a prefix seen
-    by an earlier call with the same adapters and precision is not run again.
+    width in the own-suffix attention. A prefix not known yet runs in the same pass as its
+    first candidates (its rows attend causally to themselves, the candidates' to them), so a
+    request costs one pass over the weights, not two; groups with the same prefix in one call
+    run it once; with a ``cache``
+    (:class:`~lsat.adapters.model.prefix_cache.PrefixKVCache`) a prefix seen by an earlier call
+    with the same adapters and precision is not run again.
     """
 
     def __init__(
@@ -124,7 +138,8 @@ class PrefixRanker:
     ) -> list[np.ndarray]:
         """P(" Yes") per group as an array (len(adapters), candidates), in input order.
 
-        Raises :class:`RankingUnsupported` when :meth:`unsupported` names a reason.
+        Raises :class:`RankingUnsupported` when :meth:`unsupported` names a reason. The model's
+        train/eval mode does not matter: the layers run functionally, without dropout.
         """
         unique = list(dict.fromkeys(adapters))
         reason = self.unsupported(model, unique)
@@ -133,87 +148,92 @@ class PrefixRanker:
         if not groups:
             return []
         dtype = torch.bfloat16 if bf16 else torch.float32
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                plans, start = self.planner.plan(model, unique, dtype)
-                run = _Run(model, plans, start, len(unique) if start < len(plans) else 1, dtype)
-                priors = self._prefixes(run, groups, (tuple(unique), str(dtype)))
-                probs = self._suffixes(run, groups, priors, answer_ids)
-        finally:
-            model.train(was_training)
+        with torch.inference_mode():
+            plans, start = self.planner.plan(model, unique, dtype)
+            run = _Run(model, plans, start, len(unique) if start < len(plans) else 1, dtype)
+            setup = (tuple(unique), str(dtype))
+            probs = self._rank(run, groups, self._cached(groups, setup), setup, answer_ids)
         rows = [unique.index(a) if run.streams > 1 else 0 for a in adapters]
         return [p[rows] for p in probs]
 
-    def _prefixes(
-        self, run: _Run, groups: Sequence[PromptGroup], setup: tuple[object, ...]
-    ) -> list[KV | None]:
-        """Per group: per layer (K, V) of its prefix; ``None`` for an empty prefix. ``setup``
-        (adapters, precision) completes the cache key."""
-        priors: list[KV | None] = [None] * len(groups)
+    def _cached(
+        self, groups: Sequence[PromptGroup], setup: tuple[object, ...]
+    ) -> dict[tuple[int, ...], KV]:
+        """Per layer (K, V) of each group's prefix the cache holds; ``setup`` (adapters,
+        precision) completes the cache key."""
         known: dict[tuple[int, ...], KV] = {}
-        todo: list[tuple[int, ...]] = []
+        if self.cache is None:
+            return known
+        asked: set[tuple[int, ...]] = set()
         for group in groups:
             prefix = group.prefix
-            if not prefix or prefix in known or prefix in todo:
+            if not prefix or prefix in asked:
                 continue
-            cached = None if self.cache is None else self.cache.get((prefix, *setup))
-            if cached is None:
-                todo.append(prefix)
-            else:
+            asked.add(prefix)
+            cached = self.cache.get((prefix, *setup))
+            if cached is not None:
                 known[prefix] = cached
-        for chunk in _chunks([len(p) for p in todo], self.max_tokens):
-            members = [todo[i] for i in chunk]
-            layout = SuffixLayout([len(p) for p in members], run.device)
-            ids = [t for p in members for t in p]
-            _, kv = run.forward(ids, layout.positions(0), [_Segment(0, layout, None)], kv=True)
-            offset = 0
-            for prefix in members:
-                part = slice(offset, offset + len(prefix))
-                known[prefix] = [
-                    (_heads_first(k[:, part]), _heads_first(v[:, part])) for k, v in kv
-                ]
-                if self.cache is not None:
-                    self.cache.put((prefix, *setup), known[prefix])
-                offset += len(prefix)
-        for g, group in enumerate(groups):
-            if group.prefix:
-                priors[g] = known[group.prefix]
-        return priors
+        return known
 
-    def _suffixes(
+    def _rank(
         self,
         run: _Run,
         groups: Sequence[PromptGroup],
-        priors: list[KV | None],
+        known: dict[tuple[int, ...], KV],
+        setup: tuple[object, ...],
         answer_ids: tuple[int, int],
     ) -> list[np.ndarray]:
-        """P(yes) per group (streams, candidates); candidates run sorted by length per group."""
+        """P(yes) per group (streams, candidates); candidates run sorted by length per group,
+        an unknown prefix with its group's first chunk (its tokens count in that chunk)."""
         owners = sorted(
             ((g, c) for g, group in enumerate(groups) for c in range(len(group.suffixes))),
             key=lambda gc: (gc[0], len(groups[gc[0]].suffixes[gc[1]])),
         )
-        lengths = [len(groups[g].suffixes[c]) for g, c in owners]
+        costs = [len(groups[g].suffixes[c]) for g, c in owners]
+        charged: set[tuple[int, ...]] = set()
+        for i, (g, _) in enumerate(owners):
+            prefix = groups[g].prefix
+            if prefix and prefix not in known and prefix not in charged:
+                charged.add(prefix)
+                costs[i] += len(prefix)
         results = [np.empty((run.streams, len(group.suffixes))) for group in groups]
         weight, bias = answer_head_rows(run.model, answer_ids)
-        for chunk in _chunks(lengths, self.max_tokens):
+        for chunk in _chunks(costs, self.max_tokens):
+            members = [owners[i] for i in chunk]
             segments: list[_Segment] = []
+            running: dict[tuple[int, ...], _Segment] = {}
+            candidates: list[_Segment] = []
             ids: list[int] = []
             positions: list[torch.Tensor] = []
-            offset = 0
-            members = [owners[i] for i in chunk]
             for g in dict.fromkeys(g for g, _ in members):
+                prefix = groups[g].prefix
+                if prefix and prefix not in known and prefix not in running:
+                    layout = SuffixLayout([len(prefix)], run.device)
+                    running[prefix] = _Segment(len(ids), layout, None)
+                    segments.append(running[prefix])
+                    ids.extend(prefix)
+                    positions.append(layout.positions(0))
                 suffixes = [groups[g].suffixes[c] for gg, c in members if gg == g]
                 layout = SuffixLayout(
                     [len(x) for x in suffixes], run.device, bucket_size=self.bucket_size
                 )
-                segments.append(_Segment(offset, layout, priors[g]))
+                segment = _Segment(len(ids), layout, known.get(prefix), running.get(prefix))
+                segments.append(segment)
+                candidates.append(segment)
                 ids.extend(t for x in suffixes for t in x)
-                positions.append(layout.positions(len(groups[g].prefix)))
-                offset += layout.total
-            last = torch.cat([seg.layout.last_rows + seg.start for seg in segments])
-            hidden, _ = run.forward(ids, torch.cat(positions), segments, kv=False, keep=last)
+                positions.append(layout.positions(len(prefix)))
+            last = torch.cat([seg.layout.last_rows + seg.start for seg in candidates])
+            hidden, collected = run.forward(
+                ids,
+                torch.cat(positions),
+                segments,
+                keep=last,
+                collect=[seg.rows for seg in running.values()],
+            )
+            for prefix, kv in zip(running, collected, strict=True):
+                known[prefix] = kv
+                if self.cache is not None:
+                    self.cache.put((prefix, *setup), kv)
             at_answer = decoder_of(run.model).norm(hidden.float())
             logits = at_answer @ weight.float().T
             if bias is not None:
@@ -244,35 +264,27 @@ class _Run:
         positions: torch.Tensor,
         segments: list[_Segment],
         *,
-        kv: bool,
-        keep: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Every layer on the packed ``ids``: the last hidden states (S, N, H), only the
-        ``keep`` rows (S, len(keep), H) when given; with ``kv`` also each layer's keys/values
-        (S, N, kvh, d), stopping after the last layer's."""
+        keep: torch.Tensor,
+        collect: Sequence[slice] = (),
+    ) -> tuple[torch.Tensor, list[KV]]:
+        """Every layer on the packed ``ids``: the last hidden states of the ``keep`` rows
+        (S, len(keep), H); and per ``collect`` row range its keys/values per layer
+        ((S, kvh, rows, d) each, S = 1 below the first adapted layer)."""
         device = self.device
         tokens = torch.tensor(ids, dtype=torch.long, device=device)
         hidden = decoder_of(self.model).embed_tokens(tokens)[None].float()
         rope = rope_tables(self.model, positions.to(device))
-        collected: list[tuple[torch.Tensor, torch.Tensor]] = []
+        collected: list[KV] = [[] for _ in collect]
         last = len(self.plans) - 1
         for index, plan in enumerate(self.plans):
             if index == self.start and self.streams > 1:
                 hidden = hidden.expand(self.streams, -1, -1)
             attend = functools.partial(_attend, segments=segments, layer=index)
-            out, k, v = run_layer(
-                plan,
-                hidden,
-                rope,
-                attend,
-                self.dtype,
-                kv_only=kv and index == last,
-                keep=keep if index == last else None,
+            hidden, k, v = run_layer(
+                plan, hidden, rope, attend, self.dtype, keep=keep if index == last else None
             )
-            if kv:
-                collected.append((k, v))
-            if out is not None:
-                hidden = out
+            for rows, layers in zip(collect, collected, strict=True):
+                layers.append((_heads_first(k[:, rows]), _heads_first(v[:, rows])))
         return hidden, collected
 
 
@@ -283,14 +295,21 @@ def _attend(
     segments: list[_Segment],
     layer: int,
 ) -> torch.Tensor:
-    """Each segment's suffix tokens over its own prefix keys/values at ``layer`` (``q`` comes
-    scaled already)."""
+    """Each segment's tokens over its prefix keys/values at ``layer`` — cached, or its prefix
+    segment's in this chunk — and causally over its own (``q`` comes scaled already)."""
     outputs = []
+    in_chunk: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for seg in segments:
-        part = slice(seg.start, seg.start + seg.layout.total)
-        prior = seg.prior[layer] if seg.prior is not None else (None, None)
+        rows = seg.rows
+        if seg.source is not None:
+            source = seg.source.rows
+            if source.start not in in_chunk:
+                in_chunk[source.start] = (_heads_first(k[:, source]), _heads_first(v[:, source]))
+            prior = in_chunk[source.start]
+        else:
+            prior = seg.prior[layer] if seg.prior is not None else (None, None)
         outputs.append(
-            suffix_attention(q[:, part], k[:, part], v[:, part], seg.layout, 1.0, *prior)
+            suffix_attention(q[:, rows], k[:, rows], v[:, rows], seg.layout, 1.0, *prior)
         )
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 

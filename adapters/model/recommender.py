@@ -29,7 +29,12 @@ from lsat.adapters.model.errors import AdapterError
 from lsat.adapters.model.forward import answer_token_ids, num_layers
 from lsat.adapters.model.layer_cache import HiddenStateCache
 from lsat.adapters.model.prefix_cache import PrefixKVCache
-from lsat.adapters.model.prefix_ranking import PrefixRanker, PromptGroup, split_shared_prefix
+from lsat.adapters.model.prefix_ranking import (
+    PrefixRanker,
+    PromptGroup,
+    RankingUnsupported,
+    split_shared_prefix,
+)
 from lsat.adapters.model.prompts import DEFAULT_PROMPT_FORMAT, build_prompt, check_prompt_format
 from lsat.adapters.model.scoring import EncodedPrompts, batch_logits, score_prompts
 from lsat.adapters.model.training import TrainConfig, TrainReport, train_lora
@@ -270,7 +275,7 @@ class LoraRecommender:
                 self._require(name)
         bf16 = self.bf16_scoring if bf16 is None else bf16
         filled = [list(group) for group in groups if len(group)]
-        if not filled or self._ranker.unsupported(self.model, list(names)) is not None:
+        if not filled:
             return [self.score_many(names, group, bf16=bf16) for group in groups]
         encoded = self._encode([s for group in filled for s in group])
         token_groups, start = [], 0
@@ -278,9 +283,13 @@ class LoraRecommender:
             token_groups.append(self._split(group, encoded.ids[start : start + len(group)]))
             start += len(group)
         answer_ids = answer_token_ids(self.base.tokenizer)
-        scored = iter(
-            self._ranker.score(self.model, token_groups, list(names), answer_ids, bf16=bf16)
-        )
+        try:
+            ranked = self._ranker.score(
+                self.model, token_groups, list(names), answer_ids, bf16=bf16
+            )
+        except RankingUnsupported:
+            return [self.score_many(names, group, bf16=bf16) for group in groups]
+        scored = iter(ranked)
         out = []
         for samples in groups:
             probs = next(scored) if len(samples) else np.empty((len(names), 0))

@@ -250,11 +250,10 @@ def run_layer(
     attend: Attend,
     dtype: torch.dtype,
     *,
-    kv_only: bool = False,
     keep: torch.Tensor | None = None,
-) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """One decoder layer on hidden (S, N, H) fp32; returns (new hidden or ``None`` with
-    ``kv_only``, rotated keys (S, N, kvh, d), values (S, N, kvh, d)), keys/values in ``dtype``.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One decoder layer on hidden (S, N, H) fp32; returns (new hidden, rotated keys
+    (S, N, kvh, d), values (S, N, kvh, d)), keys/values in ``dtype``.
 
     ``keep`` (row indices): only those rows go on after the attention (o, MLP), and the new
     hidden is (S, len(keep), H); the last layer needs only the answer rows.
@@ -269,8 +268,6 @@ def run_layer(
     k = _rotate(k.view(streams, tokens, -1, dim), rope)
     k = k.to(dtype)
     v = v.reshape(streams, tokens, -1, dim)
-    if kv_only:
-        return None, k, v
     mixed = attend(q.to(dtype), k, v).reshape(streams, tokens, -1).to(dtype)
     if keep is not None:
         mixed, hidden = mixed[:, keep], hidden[:, keep]
