@@ -194,88 +194,168 @@ def main() -> None:
         return [str(i) for i in rng.choice(unseen, CANDIDATES, replace=False)]
 
     bodies = [{"user_id": u, "candidates": candidates_for(u), "k": 10} for u in users]
+    # as `lsat serve` runs it: the model on the main thread (model_thread=False; torch's OpenMP
+    # ops are slower from other threads), the clients on threads of their own
     with Scorer(
-        recommender, registry, Settings(), history_source=history, port=0, consume=False
+        recommender,
+        registry,
+        Settings(),
+        history_source=history,
+        port=0,
+        consume=False,
+        model_thread=False,
     ) as scorer:
-        client = Client(scorer.url)
-        service = scorer.service
-        for body in bodies[:2]:  # warm-up (weights cast to bf16 once, allocator)
-            seconds, status, answer = client.post("/recommend", body)
-            assert status == 200, answer
-        latencies = []
-        cpu_started = time.process_time()
-        for body in bodies[2 : 2 + requests]:
-            seconds, status, answer = client.post("/recommend", body)
-            assert status == 200, answer
-            latencies.append(seconds)
-        cpu_per_request = (time.process_time() - cpu_started) / requests
 
-        def forget_prefixes() -> None:
-            with scorer.model_lock:
-                prefix_cache.clear()
+        def drive() -> dict:
+            client = Client(scorer.url)
+            service = scorer.service
+            for body in bodies[:2]:  # warm-up (weights cast to bf16 once, allocator)
+                seconds, status, answer = client.post("/recommend", body)
+                assert status == 200, answer
+            latencies = []
+            cpu_started = time.process_time()
+            for body in bodies[2 : 2 + requests]:
+                seconds, status, answer = client.post("/recommend", body)
+                assert status == 200, answer
+                latencies.append(seconds)
+            cpu_per_request = (time.process_time() - cpu_started) / requests
 
-        store_latencies, store_refusal = [], None
-        for body in bodies[2 : 2 + max(3, requests // 4)]:
-            forget_prefixes()  # a user not seen lately
-            seconds, status, answer = client.post(
-                "/recommend", {"user_id": body["user_id"], "k": 10}
-            )
-            if status == 200:
-                store_latencies.append(seconds)
-            else:
-                store_refusal = f"{status}: {answer}"
-        # per user: /score with nothing cached (cold), then the user's next /score and next
-        # /recommend (new candidates), which find the user's prefix in the cache (warm)
-        score_latencies, warm_score_latencies, warm_latencies = [], [], []
-        hits_before = prefix_cache.hits
-        for body in bodies[2 : 2 + requests]:
-            user, first, second = body["user_id"], body["candidates"][0], body["candidates"][1]
-            forget_prefixes()
-            seconds, status, answer = client.post("/score", {"user_id": user, "item_id": first})
-            assert status == 200, answer
-            score_latencies.append(seconds)
-            seconds, status, answer = client.post("/score", {"user_id": user, "item_id": second})
-            assert status == 200, answer
-            warm_score_latencies.append(seconds)
-            fresh = {"user_id": user, "candidates": candidates_for(user), "k": 10}
-            seconds, status, answer = client.post("/recommend", fresh)
-            assert status == 200, answer
-            warm_latencies.append(seconds)
-        warm_hits = prefix_cache.hits - hits_before
-        entry_mb = prefix_cache.bytes / max(len(prefix_cache), 1) / 2**20
+            def forget_prefixes() -> None:
+                with scorer.model_lock:
+                    prefix_cache.clear()
 
-        # concurrent single-item /score clients: do they share forward passes?
-        clients, per_client = 8, (3 if args.quick else 6)
-        batches_before, jobs_before = service.batcher.batches, service.batcher.jobs
-        errors: list[str] = []
-
-        def hammer(index: int) -> None:
-            own = Client(scorer.url)
-            for j in range(per_client):
-                body = bodies[(index + j) % len(bodies)]
-                _, status, answer = own.post(
-                    "/score", {"user_id": body["user_id"], "item_id": body["candidates"][j]}
+            store_latencies, store_refusal = [], None
+            for body in bodies[2 : 2 + max(3, requests // 4)]:
+                forget_prefixes()  # a user not seen lately
+                seconds, status, answer = client.post(
+                    "/recommend", {"user_id": body["user_id"], "k": 10}
                 )
-                if status != 200:
-                    errors.append(f"{status} {answer}")
+                if status == 200:
+                    store_latencies.append(seconds)
+                else:
+                    store_refusal = f"{status}: {answer}"
+            # per user: /score with nothing cached (cold), then the user's next /score and next
+            # /recommend (new candidates), which find the user's prefix in the cache (warm)
+            score_latencies, warm_score_latencies, warm_latencies = [], [], []
+            hits_before = prefix_cache.hits
+            for body in bodies[2 : 2 + requests]:
+                user, first, second = body["user_id"], body["candidates"][0], body["candidates"][1]
+                forget_prefixes()
+                seconds, status, answer = client.post("/score", {"user_id": user, "item_id": first})
+                assert status == 200, answer
+                score_latencies.append(seconds)
+                seconds, status, answer = client.post(
+                    "/score", {"user_id": user, "item_id": second}
+                )
+                assert status == 200, answer
+                warm_score_latencies.append(seconds)
+                fresh = {"user_id": user, "candidates": candidates_for(user), "k": 10}
+                seconds, status, answer = client.post("/recommend", fresh)
+                assert status == 200, answer
+                warm_latencies.append(seconds)
+            warm_hits = prefix_cache.hits - hits_before
+            entry_mb = prefix_cache.bytes / max(len(prefix_cache), 1) / 2**20
 
-        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(clients)]
-        concurrent_started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        concurrent_s = time.perf_counter() - concurrent_started
-        passes = service.batcher.batches - batches_before
-        jobs = service.batcher.jobs - jobs_before
-        bf16 = service.bf16
-        served = scorer.state.current
-        names = [served.names["long"], served.names["short"]]
-        alpha = served.alpha
+            # concurrent single-item /score clients: do they share forward passes?
+            clients, per_client = 8, (3 if args.quick else 6)
+            batches_before, jobs_before = service.batcher.batches, service.batcher.jobs
+            errors: list[str] = []
+
+            def hammer(index: int) -> None:
+                own = Client(scorer.url)
+                for j in range(per_client):
+                    body = bodies[(index + j) % len(bodies)]
+                    _, status, answer = own.post(
+                        "/score", {"user_id": body["user_id"], "item_id": body["candidates"][j]}
+                    )
+                    if status != 200:
+                        errors.append(f"{status} {answer}")
+
+            threads = [threading.Thread(target=hammer, args=(i,)) for i in range(clients)]
+            concurrent_started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            concurrent_s = time.perf_counter() - concurrent_started
+            passes = service.batcher.batches - batches_before
+            jobs = service.batcher.jobs - jobs_before
+            bf16 = service.bf16
+            served = scorer.state.current
+            names = [served.names["long"], served.names["short"]]
+            alpha = served.alpha
+            # our answers for the naive comparison (the naive path runs after, on this thread)
+            ours_for_naive = [
+                client.post(
+                    "/score",
+                    {"user_id": body["user_id"], "item_ids": body["candidates"][:naive_candidates]},
+                )[2]
+                for body in bodies[2 : 2 + naive_runs]
+            ]
+            return dict(locals())
+
+        outcome: dict = {}
+
+        def drive_then_stop() -> None:
+            try:
+                outcome.update(drive())
+            finally:
+                scorer.stop()
+
+        driver = threading.Thread(target=drive_then_stop, name="bench-clients")
+        driver.start()
+        scorer.serve_model()
+        driver.join()
+        if "ours_for_naive" not in outcome:
+            raise SystemExit("the benchmark's clients failed (see the traceback above)")
+        (
+            ours_for_naive,
+            names,
+            alpha,
+            bf16,
+            latencies,
+            score_latencies,
+            warm_latencies,
+            warm_score_latencies,
+            store_latencies,
+            cpu_per_request,
+            warm_hits,
+            entry_mb,
+            clients,
+            per_client,
+            jobs,
+            concurrent_s,
+            passes,
+            errors,
+            store_refusal,
+        ) = (
+            outcome[name]
+            for name in [
+                "ours_for_naive",
+                "names",
+                "alpha",
+                "bf16",
+                "latencies",
+                "score_latencies",
+                "warm_latencies",
+                "warm_score_latencies",
+                "store_latencies",
+                "cpu_per_request",
+                "warm_hits",
+                "entry_mb",
+                "clients",
+                "per_client",
+                "jobs",
+                "concurrent_s",
+                "passes",
+                "errors",
+                "store_refusal",
+            ]
+        )
 
         # naive peft on the same requests (in process), and the same requests through our path
         naive_s, agreement = [], []
-        for body in bodies[2 : 2 + naive_runs]:
+        for body, ours in zip(bodies[2 : 2 + naive_runs], ours_for_naive, strict=True):
             pairs = history.history(body["user_id"], HISTORY_LENGTH)
             samples = [
                 Sample(
@@ -290,13 +370,8 @@ def main() -> None:
                 for i, item in enumerate(body["candidates"])
             ]
             all_samples, samples = samples, samples[:naive_candidates]
-            with scorer.model_lock:
-                naive, seconds = naive_recommend(recommender, names, samples, alpha)
+            naive, seconds = naive_recommend(recommender, names, samples, alpha)
             naive_s.append(seconds * CANDIDATES / len(samples))
-            _, _, ours = client.post(
-                "/score",
-                {"user_id": body["user_id"], "item_ids": body["candidates"][: len(samples)]},
-            )
             ours_p = np.array([e["p_combined"] for e in ours["items"]])
             agreement.append(float(np.abs(ours_p - naive).max()))
         prompts = [build_prompt(s, recommender.titles) for s in all_samples]

@@ -301,6 +301,7 @@ def _attend(
     in_chunk: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for seg in segments:
         rows = seg.rows
+        prior: tuple[torch.Tensor, torch.Tensor] | tuple[None, None]
         if seg.source is not None:
             source = seg.source.rows
             if source.start not in in_chunk:

@@ -10,6 +10,13 @@ a full queue raises :class:`~lsat.adapters.serving.state.Overloaded` at once (HT
 job still waiting after ``timeout_s`` is withdrawn and raises it too. When a batch fails, its
 jobs are retried one by one, so one bad request cannot fail the others.
 
+``own_thread=False``: no worker thread is started; the caller runs the loop with
+:meth:`MicroBatcher.serve` (blocking until :meth:`MicroBatcher.close`). ``lsat serve`` runs the
+model that way on the process's main thread: with libgomp (torch's CPU OpenMP), a parallel
+region opened from any other thread is throttled to a short spin whenever the process has more
+OpenMP threads than CPUs, and every op then pays a thread wake-up — measured on a 2-core CPU,
+one ``/score`` took twice as long from a worker thread (``bench/results/recommend.md``).
+
 >>> batcher = MicroBatcher(lambda jobs: [2 * j for j in jobs], window_ms=1)
 >>> batcher.submit(21)
 42
@@ -66,6 +73,7 @@ class MicroBatcher(Generic[J, R]):
         size_of: Callable[[J], int] | None = None,
         after_batch: Callable[[], object] | None = None,
         name: str = "scorer-batcher",
+        own_thread: bool = True,
     ) -> None:
         if window_ms < 0:
             raise ValueError(f"window_ms must be >= 0, got {window_ms}")
@@ -92,8 +100,11 @@ class MicroBatcher(Generic[J, R]):
         self._carry: _Pending | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+        self._serving = threading.Event()
+        self._thread: threading.Thread | None = None
+        if own_thread:
+            self._thread = threading.Thread(target=self.serve, name=name, daemon=True)
+            self._thread.start()
 
     @property
     def waiting(self) -> int:
@@ -134,7 +145,19 @@ class MicroBatcher(Generic[J, R]):
                 return
             self._closed = True
         self._queue.put(_STOP)
-        self._thread.join(timeout_s)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def serve(self) -> None:
+        """Run batches in the calling thread until :meth:`close` (what the worker thread runs;
+        with ``own_thread=False`` the caller's job). Only one loop may run."""
+        if self._serving.is_set():
+            raise RuntimeError("this batcher's loop is already running")
+        self._serving.set()
+        try:
+            self._work()
+        finally:
+            self._serving.clear()
 
     # ---- worker -------------------------------------------------------------------------------
     def _next(self, timeout_s: float | None) -> object | None:

@@ -4,8 +4,11 @@
 :class:`Scorer` binds its socket in :meth:`Scorer.start` (so ``port=0`` works and :attr:`url`
 is known at once) on ``bind_host`` (127.0.0.1 unless configured), serves until
 :meth:`Scorer.stop`, which lets running requests finish for up to
-``limits.shutdown_timeout_s``. Limits and timeouts live in :class:`ServerLimits` (by default
-the ``LSAT_SCORER_*`` settings, :meth:`ServerLimits.from_settings`).
+``limits.shutdown_timeout_s``. The model runs on a thread of its own, or, with
+``model_thread=False``, on the thread that calls :meth:`Scorer.serve_model` — ``lsat serve``
+gives it the main thread, where torch's OpenMP ops run fastest
+(:mod:`~lsat.adapters.serving.batcher`). Limits and timeouts live in :class:`ServerLimits`
+(by default the ``LSAT_SCORER_*`` settings, :meth:`ServerLimits.from_settings`).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Scorer:
         host: str | None = None,
         consume: bool = True,
         limits: ServerLimits | None = None,
+        model_thread: bool = True,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -75,6 +79,7 @@ class Scorer:
             history_source,
             bf16=settings.scorer.bf16,
             trim_interval_s=trim_s if trim_s > 0 else None,
+            model_thread=model_thread,
         )
         self.history_source = history_source
         self.host = host or settings.bind_host
@@ -88,6 +93,8 @@ class Scorer:
         self._socket: socket.socket | None = None
         self._address: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
+        self._stop_lock = threading.Lock()
+        self._stopped = False
 
     def _publish(self, serving: Any) -> None:
         if self._publisher is None:
@@ -169,11 +176,20 @@ class Scorer:
         log.info("scorer listening on %s", self.url)
         return self
 
+    def serve_model(self) -> None:
+        """Run the model on the calling thread until :meth:`stop` (called from another thread
+        or a signal handler's helper); for ``model_thread=False``."""
+        self.service.serve_model()
+
     def _consumer_alive(self) -> bool:
         return self.consumer is not None and self.consumer.alive
 
     def stop(self) -> None:
-        """Stop HTTP (running requests may finish), the consumer and the publisher."""
+        """Stop HTTP (running requests may finish), the consumer and the publisher; once."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(self.limits.shutdown_timeout_s + 5.0)

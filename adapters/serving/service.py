@@ -147,6 +147,8 @@ class ScoringService:
     ``candidate_source`` defaults to ``history_source`` when it can provide them.
     ``trim_interval_s``: after a batch's answers are out, freed native memory goes back to the OS,
     at most this often (:mod:`~lsat.adapters.serving.memory`; ``None``: never).
+    ``model_thread``: the model runs on a worker thread of its own; ``False``: on the thread that
+    calls :meth:`serve_model` (see :mod:`~lsat.adapters.serving.batcher` for why).
     """
 
     def __init__(
@@ -166,6 +168,7 @@ class ScoringService:
         recommend_candidates: int = 100,
         candidate_source: CandidateSource | None = None,
         trim_interval_s: float | None = 1.0,
+        model_thread: bool = True,
     ) -> None:
         if recommend_candidates < 1:
             raise ValueError(f"recommend_candidates must be >= 1, got {recommend_candidates}")
@@ -192,7 +195,13 @@ class ScoringService:
             timeout_s=queue_timeout_s,
             size_of=lambda job: len(job.samples),
             after_batch=self.trimmer.maybe_trim,
+            own_thread=model_thread,
         )
+
+    def serve_model(self) -> None:
+        """Run the model's batches on the calling thread until :meth:`close`
+        (``model_thread=False``)."""
+        self.batcher.serve()
 
     def close(self) -> None:
         """Stop the batching worker (queued requests are still answered)."""

@@ -68,11 +68,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signum, lambda *_: done.set())
     scorer = Scorer(
         recommender, registry, settings, history_source=history, port=port, host=args.host,
-        limits=limits,
+        limits=limits, model_thread=False,
     )  # fmt: skip
     with scorer:
         print(f"scorer on {scorer.url} (Ctrl-C to stop)", flush=True)
-        done.wait()
+
+        # the model runs here, on the main thread (fastest for torch's OpenMP ops); a helper
+        # waits for the signal and stops the scorer, which ends serve_model
+        def stop_on_signal() -> None:
+            done.wait()
+            scorer.stop()
+
+        threading.Thread(target=stop_on_signal, name="scorer-stopper", daemon=True).start()
+        scorer.serve_model()
     registry.close()
     return 0
 

@@ -220,5 +220,8 @@ def test_a_scorer_without_the_trainers_disk_hot_swaps_from_the_database(
         assert sorted(p.name for p in cache.iterdir()) == digests  # nothing of v3 cached
         assert "refused serving set" in scorer.log and "hashes to" in scorer.log
         assert scorer.get("/healthz")[0] == 200
+        scorer.stop()
+        # SIGTERM ends the model loop on the main thread and the process exits by itself
+        assert scorer.process.returncode == 0, scorer.log
     finally:
         scorer.stop()

@@ -261,3 +261,37 @@ def test_health_and_readiness_fail_when_the_versions_consumer_dies(scorer: Score
     assert ready["checks"] == {"adapters": "ok", "versions_consumer": "dead", "store": "ok"}
     assert "lsat_versions_consumer_up 0.0" in call(f"{scorer.url}/metrics")[1]
     assert score(scorer, ["1"])["versions"] == {"long": 1, "short": 1}  # still answers
+
+
+def test_with_model_thread_false_the_model_runs_where_serve_model_is_called(
+    make_scorer: Callable[..., Scorer],
+) -> None:
+    """``lsat serve`` runs the model on its main thread: requests wait for ``serve_model`` and
+    ``stop`` from another thread ends it after they are answered."""
+    scorer = make_scorer(model_thread=False)
+    service = scorer.service
+    ran_on: list[str] = []
+    run_batch = service.batcher.run_batch
+
+    def recording(jobs: list) -> list:
+        ran_on.append(threading.current_thread().name)
+        return run_batch(jobs)
+
+    service.batcher.run_batch = recording
+    answers: list[tuple[int, Any]] = []
+    body = {"user_id": "u1", "item_id": "3", "history": HISTORY}
+    client = threading.Thread(target=lambda: answers.append(call(f"{scorer.url}/score", body)))
+    client.start()
+
+    def stop_when_answered() -> None:
+        client.join(60)
+        scorer.stop()
+
+    threading.Thread(target=stop_when_answered).start()
+    model_loop = threading.Thread(target=scorer.serve_model, name="main-like")
+    model_loop.start()
+    model_loop.join(90)
+    assert not model_loop.is_alive()  # stop() ended serve_model
+    assert answers and answers[0][0] == 200, answers
+    assert 0 < answers[0][1]["items"][0]["p_combined"] < 1
+    assert ran_on == ["main-like"]

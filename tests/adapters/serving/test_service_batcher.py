@@ -172,3 +172,26 @@ def test_close_answers_what_was_queued_and_refuses_new_jobs() -> None:
 def test_bad_settings_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MicroBatcher(lambda jobs: jobs, **kwargs)
+
+
+def test_without_its_own_thread_the_loop_runs_in_the_thread_that_serves() -> None:
+    ran_on: list[str] = []
+
+    def run(jobs: list[int]) -> list[int]:
+        ran_on.append(threading.current_thread().name)
+        return [job + 1 for job in jobs]
+
+    batcher = MicroBatcher(run, window_ms=0, own_thread=False)
+    assert not any(t.name == "scorer-batcher" for t in threading.enumerate())
+    threads, results = run_in_threads(batcher.submit, [1, 2, 3])
+    server = threading.Thread(target=batcher.serve, name="the-serving-thread")
+    server.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [2, 3, 4]
+    with pytest.raises(RuntimeError, match="already running"):
+        batcher.serve()
+    batcher.close()
+    server.join(10)
+    assert not server.is_alive()  # close ends serve()
+    assert ran_on and set(ran_on) == {"the-serving-thread"}
