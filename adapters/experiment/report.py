@@ -114,6 +114,22 @@ class StrategySummary:
     train_samples: float
     train_seconds: float
     mix: float
+    auc_se: float = NAN
+    """Standard error of the mean AUC over those periods (sample sd / √n; NaN below 2)."""
+
+
+def _standard_error(values: Iterable[float]) -> float:
+    """Standard error of the mean of the finite values (NaN with fewer than two).
+
+    >>> round(_standard_error([0.6, 0.7, 0.8]), 4), _standard_error([0.7])
+    (0.0577, nan)
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2:
+        return NAN
+    mean = sum(finite) / len(finite)
+    variance = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
+    return math.sqrt(variance / len(finite))
 
 
 def _mean(values: Iterable[float | None]) -> float:
@@ -153,6 +169,7 @@ def summarize(rows: Sequence[PeriodResult], n_periods: int) -> list[StrategySumm
                 train_samples=_mean(float(r.train_samples) for r in group),
                 train_seconds=_mean(r.train_seconds for r in group),
                 mix=_mean(r.mix for r in group),
+                auc_se=_standard_error(r.auc for r in group),
             )
         )
     return out
@@ -171,6 +188,7 @@ _SUMMARY_COLUMNS = (
     ("strategy", "strategy", None),
     ("periods", "n", None),
     ("auc", "AUC", 4),
+    ("auc_se", "± s.e.", 4),
     ("warm_auc", "warm", 4),
     ("cold_auc", "cold", 4),
     ("logloss", "logloss", 4),
@@ -179,7 +197,8 @@ _SUMMARY_COLUMNS = (
     ("mix", "α/w", 2),
 )
 """(attribute, header, digits): samples and seconds are per update (shared adapters counted
-for each strategy using them), α/w the mean ensemble α or long merge weight."""
+for each strategy using them), α/w the mean ensemble α or long merge weight, ± s.e. the standard
+error of the AUC over the averaged periods (their spread, not the test samples')."""
 
 
 def _summary_cells(summary: StrategySummary) -> list[str]:
@@ -195,7 +214,7 @@ def summary_markdown(summaries: Sequence[StrategySummary], title: str = "") -> s
 
     >>> s = StrategySummary("short", 2, 0.7, 0.6, 0.71, float("nan"), 90, 3.5, float("nan"))
     >>> print(summary_markdown([s]).splitlines()[2])
-    | short | 2 | 0.7000 | 0.7100 | n/a | 0.6000 | 90 | 3.5 | n/a |
+    | short | 2 | 0.7000 | n/a | 0.7100 | n/a | 0.6000 | 90 | 3.5 | n/a |
     """
     header = [label for _, label, _ in _SUMMARY_COLUMNS]
     lines = [f"## {title}", ""] if title else []
