@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from lsat.adapters.model.hybrid import (
     HybridCombiner,
     HybridError,
+    auc_gain_standard_error,
     fit_combiner,
     fit_hybrid,
     fit_logistic,
@@ -62,6 +63,36 @@ def test_a_useless_llm_feature_falls_back_to_the_rate_stack(seed: int) -> None:
         stack.intercept,
         stack.l2,
     )
+
+
+def test_a_noise_gain_within_one_standard_error_keeps_the_rates() -> None:
+    """Noise "LLM" features sometimes raise the out-of-fold AUC a little by chance: the plain
+    "any gain" rule (``margin_se=0``) takes them in, the default one-s.e. rule does not."""
+    lucky = []
+    for seed in range(40):
+        columns, y = synthetic(300, llm_strength=0.0, seed=seed)
+        if fit_hybrid(columns, y, base=["rate"], extra=["llm"], margin_se=0).features != ("rate",):
+            lucky.append((columns, y))
+    assert lucky, "no seed gave the noise feature an out-of-fold gain"
+    for columns, y in lucky:
+        hybrid = fit_hybrid(columns, y, base=["rate"], extra=["llm"])
+        assert hybrid.features == ("rate",)
+        assert "not above the noise" in hybrid.note, hybrid.note
+
+
+def test_the_gain_standard_error_is_a_paired_bootstrap() -> None:
+    columns, y = synthetic(400, llm_strength=0.5)
+    a, b = columns["rate"] + columns["llm"], columns["rate"]
+    se = auc_gain_standard_error(y, a, b, seed=3)
+    assert se == auc_gain_standard_error(y, a, b, seed=3)  # seeded: the same every time
+    gains = []
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        pick = rng.integers(0, len(y), len(y))
+        gains.append(auc(y[pick], a[pick]) - auc(y[pick], b[pick]))
+    assert se == pytest.approx(np.std(gains, ddof=1), rel=0.25)
+    # paired: far below the unpaired spread of two separate AUCs (Hanley-McNeil, ~0.02 each)
+    assert se < 0.02
 
 
 def test_weights_round_trip_through_json() -> None:
