@@ -9,6 +9,9 @@ The prompt ends right before the answer, so the next token is scored as " Yes" v
 * ``chat`` / ``chat_hints``: the instruction and input as one user turn in the tokenizer's
   chat template (SmolLM2's ``<|im_start|>`` turns), ending where the assistant answers; a
   tokenizer without a template gets the same ChatML layout without a system turn.
+* ``tallrec_hints_recent`` / ``chat_hints_recent``: the hints plus a last line counting the
+  likes among the recent ratings the prompt lists (the history like-rate, the strongest single
+  rate in the stream experiments, which a small model does not count from the title lists).
 
 The item noun ("movie", "product", …) is used throughout the wording.
 """
@@ -33,11 +36,19 @@ __all__ = [
     "check_prompt_format",
     "hints_text",
     "instruction_text",
+    "uses_collaborative",
 ]
 
 ANSWER_YES = " Yes"
 ANSWER_NO = " No"
-PROMPT_FORMATS: tuple[str, ...] = ("tallrec", "tallrec_hints", "chat", "chat_hints")
+PROMPT_FORMATS: tuple[str, ...] = (
+    "tallrec",
+    "tallrec_hints",
+    "chat",
+    "chat_hints",
+    "tallrec_hints_recent",
+    "chat_hints_recent",
+)
 DEFAULT_PROMPT_FORMAT = "tallrec"
 _CHAT_FALLBACK = "<|im_start|>user\n{body}<|im_end|>\n<|im_start|>assistant\n"
 
@@ -75,25 +86,50 @@ def check_prompt_format(prompt_format: str) -> str:
     return prompt_format
 
 
+def uses_collaborative(prompt_format: str) -> bool:
+    """Whether ``prompt_format`` writes the collaborative counts (needs annotated samples).
+
+    >>> [uses_collaborative(f) for f in ("chat", "tallrec_hints", "chat_hints_recent")]
+    [False, True, True]
+    """
+    return "_hints" in check_prompt_format(prompt_format)
+
+
 def _count_line(subject: str, likes: int, count: int) -> str:
     if count == 0:
         return f"{subject}: none."
     return f"{subject}: {likes} of {count} liked ({round(100 * likes / count)}%)."
 
 
-def hints_text(features: CollaborativeFeatures, item_noun: str = "movie") -> str:
-    """The collaborative counts as two lines of text (raw counts, as of before the event).
+def hints_text(
+    features: CollaborativeFeatures,
+    item_noun: str = "movie",
+    recent_labels: tuple[int, ...] | None = None,
+) -> str:
+    """The collaborative counts as text (raw counts, as of before the event).
+
+    ``recent_labels`` (the labels of the history the prompt lists) adds a third line.
 
     >>> from lsat.data.types import CollaborativeFeatures
     >>> print(hints_text(CollaborativeFeatures(70, 120, 0, 0, 0, 0), "book"))
     Earlier ratings of the target book: none.
     Earlier ratings by the user: 70 of 120 liked (58%).
+    >>> print(hints_text(CollaborativeFeatures(7, 9, 3, 4, 0, 0), "book", (1, 0, 1)))
+    Earlier ratings of the target book: 3 of 4 liked (75%).
+    Earlier ratings by the user: 7 of 9 liked (78%).
+    The user's recent ratings listed above: 2 of 3 liked (67%).
     """
     item = _count_line(
         f"Earlier ratings of the target {item_noun}", features.item_likes, features.item_count
     )
     user = _count_line("Earlier ratings by the user", features.user_likes, features.user_count)
-    return f"{item}\n{user}"
+    lines = [item, user]
+    if recent_labels is not None:
+        recent = _count_line(
+            "The user's recent ratings listed above", sum(recent_labels), len(recent_labels)
+        )
+        lines.append(recent)
+    return "\n".join(lines)
 
 
 def _chat(body: str, tokenizer: PreTrainedTokenizerBase | None) -> str:
@@ -155,13 +191,14 @@ def build_prompt(
         f"User Unpreference: {_quoted(disliked, titles)}\n"
         f'Whether the user will like the target {item_noun} "{target}"?'
     )
-    if prompt_format.endswith("_hints"):
+    if uses_collaborative(prompt_format):
         if sample.collaborative is None:
             raise PromptError(
                 f"sample {sample.event_id!r} carries no collaborative features, which prompt "
                 f"format {prompt_format!r} needs (annotate the samples first)"
             )
-        question += "\n" + hints_text(sample.collaborative, item_noun)
+        recent = sample.history_labels if prompt_format.endswith("_recent") else None
+        question += "\n" + hints_text(sample.collaborative, item_noun, recent)
     if prompt_format.startswith("chat"):
         return _chat(f"{instruction_text(item_noun)}\n{question}", tokenizer)
     return f"### Instruction:\n{instruction_text(item_noun)}\n### Input:\n{question}\n### Response:"

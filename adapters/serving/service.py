@@ -36,6 +36,7 @@ import numpy as np
 from lsat.adapters.lifecycle.hybrid_features import hybrid_probs
 from lsat.adapters.model.combine import ensemble
 from lsat.adapters.model.precision import resolve_bf16
+from lsat.adapters.model.prompts import uses_collaborative
 from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.model.scoring import model_device
 from lsat.adapters.serving.api import BadRequest
@@ -261,7 +262,9 @@ class ScoringService:
         with self.state.acquire() as serving:
             if not any(kind in serving.names for kind in ADAPTER_KINDS):
                 raise BadRequest("the serving set holds no adapter")
-            hints = [k for k in serving.names if serving.prompt(k).prompt_format.endswith("hints")]
+            hints = [
+                k for k in serving.names if uses_collaborative(serving.prompt(k).prompt_format)
+            ]
             if hints and samples and any(s.collaborative is None for s in samples):
                 raise BadRequest(
                     f"the serving {hints} adapter(s) were trained with like-count hints, which "

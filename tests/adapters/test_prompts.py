@@ -124,7 +124,27 @@ def test_hints_go_before_the_response_with_raw_counts_and_the_item_noun() -> Non
     assert "movie" not in prompt
 
 
-@pytest.mark.parametrize("prompt_format", ["tallrec_hints", "chat_hints"])
+@pytest.mark.parametrize("prompt_format", ["tallrec_hints_recent", "chat_hints_recent"])
+def test_recent_hints_add_the_like_count_of_the_listed_history_last(prompt_format: str) -> None:
+    prompt = build_prompt(annotated(), TITLES, "movie", prompt_format)
+    assert (
+        "Earlier ratings by the user: 3 of 10 liked (30%).\n"
+        "The user's recent ratings listed above: 1 of 2 liked (50%)."
+    ) in prompt
+    plain = build_prompt(annotated(), TITLES, "movie", prompt_format.removesuffix("_recent"))
+    assert "recent ratings" not in plain
+
+
+def test_recent_hints_on_an_empty_history_say_none() -> None:
+    s = annotated()
+    empty = Sample(s.event_id, s.user_id, s.item_id, 0, 1, (), (), s.collaborative)
+    prompt = build_prompt(empty, TITLES, "movie", "tallrec_hints_recent")
+    assert "The user's recent ratings listed above: none.\n### Response:" in prompt
+
+
+@pytest.mark.parametrize(
+    "prompt_format", ["tallrec_hints", "chat_hints", "tallrec_hints_recent", "chat_hints_recent"]
+)
 def test_hints_need_annotated_samples(prompt_format: str) -> None:
     with pytest.raises(PromptError, match=r"e1.*no collaborative features"):
         build_prompt(sample(("1",), (1,)), TITLES, "movie", prompt_format)
