@@ -43,7 +43,8 @@ def add_quality_arguments(
         choices=PROMPT_FORMATS,
         default=d.prompt_format,
         help=f"prompt new adapters are trained with, recorded in their metadata "
-        f"({d.prompt_format}; *_hints add the item's and user's like counts)",
+        f"({d.prompt_format}; *_hints add the item's and user's like counts, "
+        "*_hints_recent also the likes among the listed history)",
     )
     group.add_argument(
         "--item-noun",
