@@ -3,7 +3,7 @@
 Example (the paper's setting, hours on a CPU)::
 
     lsat experiment --dataset ml-100k --periods 20 --samples-per-period 300 \\
-        --out runs/ml100k --bf16 --lora-layers 8
+        --out runs/ml100k --lora-layers 8
 
 Rerunning the same command continues an interrupted run; another configuration with the
 same ``--out`` is refused. With no flags it runs a small smoke experiment (a few minutes).
@@ -23,7 +23,7 @@ from lsat.data.errors import LsatDataError
 if TYPE_CHECKING:  # the runner imports torch; keep ``lsat --help`` fast
     from lsat.adapters.experiment.config import ExperimentConfig
 
-__all__ = ["add_arguments", "config_from_args", "register", "run_command"]
+__all__ = ["add_arguments", "config_from_args", "register", "resolve_device", "run_command"]
 
 
 def _float_list(text: str) -> tuple[float, ...]:
@@ -89,7 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lora-layers", type=int, default=None, help="adapt only the top N layers (default all)"
     )
     train.add_argument(
-        "--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast"
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast (default: where the device computes bf16 natively: avx512_bf16/AMX, "
+        "CUDA; emulated bf16 on other CPUs is far slower than fp32)",
     )
     train.add_argument("--patience", type=int, default=None, help="early-stopping evaluations")
     train.add_argument("--eval-every-steps", type=int, default=None)
@@ -114,9 +118,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--plan", action="store_true", help="print which adapters train when; exit")
 
 
+def resolve_device(name: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is present, else ``cpu``; other names pass through."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def config_from_args(args: argparse.Namespace, settings: Settings) -> ExperimentConfig:
-    """Build an :class:`~lsat.adapters.experiment.config.ExperimentConfig` from parsed flags."""
+    """Build an :class:`~lsat.adapters.experiment.config.ExperimentConfig` from parsed flags.
+
+    ``--bf16`` unset resolves by the capability of ``--device``
+    (:func:`~lsat.adapters.model.precision.resolve_bf16`).
+    """
     from lsat.adapters.experiment.config import ExperimentConfig
+    from lsat.adapters.model.precision import resolve_bf16
 
     extra = {}
     if args.alpha_grid is not None:
@@ -140,7 +158,7 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> Experiment
         train_batch_size=args.train_batch_size,
         score_batch_size=args.score_batch_size,
         lora_layers=args.lora_layers,
-        bf16=args.bf16,
+        bf16=resolve_bf16(args.bf16, resolve_device(args.device)),
         patience=args.patience,
         eval_every_steps=args.eval_every_steps,
         prompt_format=args.prompt_format,
@@ -169,11 +187,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
             torch.set_num_threads(args.threads)
 
-        device = args.device
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(args.device)
         run_experiment(
             config,
             args.out,

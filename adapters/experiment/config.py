@@ -28,6 +28,7 @@ from lsat.adapters.experiment.strategies import (
     default_long_periods,
     parse_strategies,
 )
+from lsat.adapters.model.precision import native_bf16
 from lsat.adapters.model.prompts import PromptError, check_prompt_format
 from lsat.adapters.model.training import TrainConfig, top_layers
 
@@ -44,6 +45,7 @@ class ExperimentConfig:
     ``prompt_format`` names a format of :mod:`lsat.adapters.model.prompts`; ``item_noun``
     overrides the dataset's ("movie"); ``hybrid_periods`` is how many earlier test periods'
     out-of-sample scores the hybrid is fitted on, besides the current validation samples.
+    ``bf16`` (autocast) defaults to whether this CPU computes bf16 natively.
     """
 
     dataset: str = "ml-100k"
@@ -62,7 +64,7 @@ class ExperimentConfig:
     train_batch_size: int = 8
     score_batch_size: int = 16
     lora_layers: int | None = None
-    bf16: bool = True
+    bf16: bool = dataclasses.field(default_factory=native_bf16)
     patience: int | None = None
     eval_every_steps: int | None = None
     alpha_grid: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))

@@ -7,6 +7,8 @@ import argparse
 import pytest
 
 from lsat.adapters.experiment import cli
+from lsat.adapters.model import precision
+from lsat.adapters.model.precision import native_bf16
 from lsat.core.settings import Settings
 
 
@@ -60,7 +62,20 @@ def test_plan_shows_the_warm_started_short_adapter(capsys: pytest.CaptureFixture
 def test_defaults_are_a_small_smoke_run() -> None:
     config = cli.config_from_args(_parse(), Settings())
     assert config.dataset == "ml-100k" and config.periods * config.samples_per_period <= 400
-    assert config.m == config.periods // 2 and config.bf16
+    assert config.m == config.periods // 2
+    assert config.bf16 is native_bf16("cpu")  # by capability: emulated bf16 is slower than fp32
+
+
+@pytest.mark.parametrize(
+    ("flag", "native", "expected"),
+    [(None, True, True), (None, False, False), ("--bf16", False, True), ("--no-bf16", True, False)],
+)
+def test_bf16_follows_the_device_unless_a_flag_says(
+    monkeypatch: pytest.MonkeyPatch, flag: str | None, native: bool, expected: bool
+) -> None:
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": native)
+    config = cli.config_from_args(_parse(*([flag] if flag else [])), Settings())
+    assert config.bf16 is expected
 
 
 def test_plan_prints_which_adapters_train_when(capsys: pytest.CaptureFixture[str]) -> None:
