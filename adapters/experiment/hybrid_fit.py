@@ -6,7 +6,8 @@ validation samples scored by the current adapters, and the test-then-train score
 stream would). Its base feature is the ``rate-stack`` baseline's logit, so when the adapters'
 logits do not raise the out-of-fold AUC the hybrid *is* the rate stack
 (:func:`lsat.adapters.model.hybrid.fit_hybrid`). Too few out-of-sample samples for the long +
-short combiner fall back to the short adapter alone, then to the rate stack.
+short combiner fall back to the short adapter alone (``short``, or ``short_warm`` for
+``hybrid-warm``), then to the rate stack.
 
 >>> from lsat.data.collaborative import annotate_samples
 >>> from lsat.data.types import Sample
@@ -61,8 +62,9 @@ def fit_period_hybrid(
 ) -> HybridCombiner:
     """Fit on the blocks that have every role's scores; fewer roles, then none, as fallbacks."""
     attempts = [list(roles)]
-    if len(roles) > 1 and "short" in roles:
-        attempts.append(["short"])
+    shorts = [role for role in roles if role.startswith("short")]  # short or short_warm
+    if len(roles) > 1 and shorts:
+        attempts.append(shorts)
     n_rows = 0
     for wanted in attempts:
         usable = [b for b in blocks if all(role in b.scores for role in wanted)]

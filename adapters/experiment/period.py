@@ -46,6 +46,9 @@ _SINGLE_ADAPTER = {
 }
 """Strategies scored by one adapter: strategy → role."""
 
+HYBRID_STRATEGIES = ("hybrid", "hybrid-warm")
+"""Strategies scored by a combiner of the rate stack and adapter logits (`hybrid_scores`)."""
+
 
 def _make_baseline(strategy: str, seed: int) -> Any:
     """A fresh non-LLM baseline model for ``strategy`` (``learn_many`` / ``predict_many``)."""
@@ -176,8 +179,9 @@ class PeriodRunner:
         for strategy in wanted:
             if strategy in _SINGLE_ADAPTER:
                 out[strategy] = _Scores(test_scores[self.state.roles[_SINGLE_ADAPTER[strategy]]])
-        if "hybrid" in wanted:
-            out["hybrid"] = self.hybrid_scores(t, roles_at("hybrid", t, m), test_scores)
+        for hybrid in HYBRID_STRATEGIES:
+            if hybrid in wanted:
+                out[hybrid] = self.hybrid_scores(t, roles_at(hybrid, t, m), test_scores)
         needs_pair = [s for s in wanted if s.startswith("lsat")]
         if not needs_pair:
             return out
@@ -226,7 +230,10 @@ class PeriodRunner:
         test = list(self.period(t + 1).samples)
         role_scores = {r: test_scores[n] for r, n in names.items()}
         p = combiner.predict_proba(hybrid_columns(stack, test, role_scores))
-        self.state.oos[str(t + 1)] = {r: v.tolist() for r, v in role_scores.items()}
+        # merged: hybrid and hybrid-warm share the long adapter's scores, not the short ones
+        self.state.oos.setdefault(str(t + 1), {}).update(
+            {r: v.tolist() for r, v in role_scores.items()}
+        )
         for old in [k for k in self.state.oos if int(k) <= t + 1 - self.config.hybrid_periods]:
             del self.state.oos[old]
         weights = dict(zip(combiner.features, combiner.weights, strict=True))

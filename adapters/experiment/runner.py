@@ -23,6 +23,7 @@ Choices (documented in the report too):
   not raise the out-of-fold AUC. Its α/w column is the LLM features' share of the weights.
 * ``short-warm`` = a short adapter trained on period t starting from the long adapter
   (t >= m), reported as trained (no keep-the-old guard), next to ``short`` from scratch.
+* ``hybrid-warm`` = the hybrid over the long and the ``short-warm`` adapters' logits (t >= m).
 """
 
 from __future__ import annotations

@@ -19,10 +19,12 @@ long       t = m (``long_periods``)             periods 1..m (capped), then froz
 short_warm every t >= m                         period t, starting from the long adapter
 =========  ===================================  ==========================================
 
-Strategies that need the long adapter (``long``, ``lsat-*``, ``short-warm``) are undefined
-before it exists: they get no result for test periods 2..m (reported as n/a). ``hybrid``
-combines the rates with the short adapter's logit, and with the long one's once it exists
-(see :func:`roles_at`); ``rate-stack`` is a non-LLM baseline.
+Strategies that need the long adapter (``long``, ``lsat-*``, ``short-warm``, ``hybrid-warm``)
+are undefined before it exists: they get no result for test periods 2..m (reported as n/a).
+``hybrid`` combines the rates with the short adapter's logit, and with the long one's once it
+exists (see :func:`roles_at`); ``hybrid-warm`` combines them with the long and the warm-started
+short adapter's logits (what the live system serves with ``--short-init long``);
+``rate-stack`` is a non-LLM baseline.
 
 >>> [job.role for job in plan_updates(1, n_periods=4, long_periods=2, strategies=STRATEGIES)]
 ['static', 'short', 'full', 'finetune']
@@ -80,6 +82,7 @@ LLM_STRATEGIES: tuple[str, ...] = (
     "lsat-ta-ab",
     "short-warm",
     "hybrid",
+    "hybrid-warm",
 )
 BASELINE_STRATEGIES: tuple[str, ...] = (
     "user-rate",
@@ -91,7 +94,7 @@ BASELINE_STRATEGIES: tuple[str, ...] = (
 )
 STRATEGIES: tuple[str, ...] = LLM_STRATEGIES + BASELINE_STRATEGIES
 LONG_BASED_STRATEGIES: frozenset[str] = frozenset(
-    {"long", "lsat-en", "lsat-ta-delta", "lsat-ta-ab", "short-warm"}
+    {"long", "lsat-en", "lsat-ta-delta", "lsat-ta-ab", "short-warm", "hybrid-warm"}
 )
 ROLES: tuple[str, ...] = ("static", "short", "full", "finetune", "long", "short_warm")
 
@@ -106,6 +109,7 @@ _ROLES_OF_STRATEGY: dict[str, tuple[str, ...]] = {
     "lsat-ta-ab": ("long", "short"),
     "short-warm": ("long", "short_warm"),
     "hybrid": ("long", "short"),
+    "hybrid-warm": ("long", "short_warm"),
 }
 
 
@@ -159,6 +163,8 @@ def roles_at(strategy: str, update_period: int, long_periods: int) -> tuple[str,
 
     >>> roles_at("hybrid", 1, 2), roles_at("hybrid", 2, 2), roles_at("short-warm", 1, 2)
     (('short',), ('long', 'short'), ())
+    >>> roles_at("hybrid-warm", 1, 2), roles_at("hybrid-warm", 2, 2)
+    ((), ('long', 'short_warm'))
     """
     roles = roles_of(strategy)
     if update_period >= long_periods:

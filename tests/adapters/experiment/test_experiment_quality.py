@@ -1,5 +1,6 @@
 """The experiment's quality options on ml-100k with a random tiny Llama: prompt format and item
-noun reach the prompts, and the hybrid, rate-stack and warm-started short strategies run."""
+noun reach the prompts, and the hybrid (over from-scratch or warm-started short adapters),
+rate-stack and warm-started short strategies run."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _config(ml100k_dir: Path, **changes: object) -> ExperimentConfig:
         "base_model": "tiny-llama",
         "bf16": False,
         "lora_layers": 2,
-        "strategies": "short,short-warm,hybrid,rate-stack",
+        "strategies": "short,short-warm,hybrid,hybrid-warm,rate-stack",
     }
     values.update(changes)
     return ExperimentConfig(**values)  # type: ignore[arg-type]
@@ -65,12 +66,19 @@ def test_hybrid_rate_stack_and_warm_short(ml100k_dir: Path, base: BaseLM, tmp_pa
     assert rows["hybrid", 4].train_samples == short_cost[4]
     assert math.isnan(rows["short-warm", 2].auc)  # needs the long adapter (m = 2)
     assert all(math.isfinite(rows["short-warm", p].auc) for p in (3, 4))
+    # hybrid-warm: the long + warm-started short logits, from the update m = 2 on
+    assert math.isnan(rows["hybrid-warm", 2].auc)
+    for period in (3, 4):
+        hybrid_warm, stack = rows["hybrid-warm", period], rows["rate-stack", period]
+        assert math.isfinite(hybrid_warm.auc) and hybrid_warm.note
+        if hybrid_warm.mix == 0.0:
+            assert hybrid_warm.auc == pytest.approx(stack.auc), hybrid_warm.note
     warm = [r for r in result.trained if "short_warm" in r.roles]
     assert [(r.period, r.init_from) for r in warm] == [(2, "p02_long"), (3, "p02_long")]
     # out-of-sample scores are kept for the last hybrid_periods test periods only
     state = open_state(tmp_path, config.to_dict())
     assert sorted(state.oos) == ["3", "4"]
-    assert set(state.oos["4"]) == {"long", "short"}
+    assert set(state.oos["4"]) == {"long", "short", "short_warm"}  # both hybrids' scores kept
     assert len(state.oos["4"]["short"]) == PER_PERIOD
 
 
