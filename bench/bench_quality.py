@@ -42,6 +42,7 @@ from rich.console import Console
 from safetensors.torch import load_file, save_file
 
 from lsat.adapters.model.base_model import BaseLM, load_base_model, tiny_llama
+from lsat.adapters.model.precision import native_bf16
 from lsat.adapters.model.prompts import PROMPT_FORMATS
 from lsat.adapters.model.recommender import LoraRecommender
 from lsat.adapters.model.training import TrainConfig, top_layers
@@ -53,14 +54,8 @@ QUICK = {"train": 160, "val": 80, "test": 160, "model": "tiny", "layers": 2}
 
 
 def has_bf16(device: str) -> bool:
-    """bf16 autocast pays on CUDA and on CPUs with avx512_bf16 or AMX (Linux /proc/cpuinfo)."""
-    if device.startswith("cuda"):
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """bf16 autocast pays where the device computes bf16 natively (CUDA, avx512_bf16/AMX CPUs)."""
+    return native_bf16(device)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
